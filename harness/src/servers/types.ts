@@ -1,0 +1,15 @@
+/** What every server module gives the harness: where it listens and which processes to stop. */
+export interface Started<E> {
+  endpoint: E;
+  pids: number[];
+}
+
+/** Per-run settings handed to each server module. */
+export interface ServerContext {
+  /** Machine-wide cache of built artefacts, keyed by version (e.g. ~/.cache/troupe). */
+  cacheDir: string;
+  /** This run's scratch folder: configs, data and logs of the servers. */
+  runDir: string;
+  /** The repository root, for files such as crds/. */
+  repoRoot: string;
+}

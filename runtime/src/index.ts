@@ -1,0 +1,2 @@
+/** @troupe/runtime: the actor runtime and everything that runs on it. */
+export {};
