@@ -1,0 +1,190 @@
+/**
+ * Sends messages to actors from anywhere — a runtime node, the gRPC API, a test — without
+ * running actors: `tell` appends to the actor's topic; `ask` also waits for the reply.
+ */
+import { randomUUID } from 'node:crypto';
+import { Envelope } from '@troupe/proto';
+import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import type { ActorRef } from '../store/store.js';
+import type { ProducerRecord, Subscription, Transport } from '../transport/transport.js';
+import { actorTopic, jsonCodec, type ActorType, type Codec } from './actor.js';
+
+/** Replies to asks; each client reads the ones keyed with its id. */
+export const REPLY_TOPIC = 'troupe.replies';
+const REPLY_PARTITIONS = 4;
+
+/** How a handler's turn ended, as sent back to the asker. */
+export type AskOutcome = { ok: true; value: unknown } | { ok: false; code: string; message: string };
+
+export interface ActorClientOptions {
+  /** Unique per process: replies are addressed to it (default: random). */
+  clientId: string;
+  /** Prefix of the reply consumer group (default `troupe.runtime`). */
+  groupId: string;
+  /** How long `ask` waits by default (default 30 s). */
+  askTimeoutMs: number;
+  clock: () => number;
+}
+
+export const ACTOR_CLIENT_DEFAULTS = {
+  groupId: 'troupe.runtime',
+  askTimeoutMs: 30_000,
+  clock: Date.now,
+} as const satisfies Partial<ActorClientOptions>;
+
+interface PendingAsk {
+  codec: Codec;
+  settle(outcome: AskOutcome): void;
+}
+
+/** Identifies a message: the caller's id makes a send idempotent, and causation links it to its input. */
+export interface MessageMeta {
+  id: string;
+  replyTo?: ActorRef;
+  causationId?: string;
+  correlationId?: string;
+}
+
+/**
+ * @example
+ * const client = new ActorClient(transport);
+ * await client.tell(counter, 'c1', { add: 2 }, { id: 'order-17' });
+ * const total = await client.ask(counter, 'c1', { get: true }, { timeoutMs: 5_000 });
+ */
+export class ActorClient {
+  readonly options: ActorClientOptions;
+  private readonly pending = new Map<string, PendingAsk>();
+  private replies: Promise<Subscription> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly transport: Transport,
+    options: Partial<ActorClientOptions> = {},
+  ) {
+    this.options = { ...ACTOR_CLIENT_DEFAULTS, clientId: randomUUID(), ...options };
+    if (!Number.isInteger(this.options.askTimeoutMs) || this.options.askTimeoutMs <= 0) {
+      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `ActorClient option askTimeoutMs must be a positive integer, got ${this.options.askTimeoutMs}`);
+    }
+  }
+
+  /**
+   * Sends a message; resolves once it is durable in the actor's topic. Pass `id` to make the
+   * send idempotent: a second message with the same id is dropped by the actor.
+   */
+  async tell<M>(type: ActorType<unknown, M, unknown, unknown>, id: string, message: M, options: { id?: string } = {}): Promise<void> {
+    this.ensureOpen();
+    await this.transport.send([this.record(type, id, message, { id: options.id ?? randomUUID() })]);
+  }
+
+  /** Sends a message and waits for the value its handler returns; a dead-lettered message rejects. */
+  async ask<M, R>(type: ActorType<unknown, M, unknown, R>, id: string, message: M, options: { timeoutMs?: number } = {}): Promise<R> {
+    this.ensureOpen();
+    await this.listenForReplies();
+    const askId = randomUUID();
+    const timeoutMs = options.timeoutMs ?? this.options.askTimeoutMs;
+    const reply = new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(askId);
+        reject(new ActorError(RuntimeErrorCode.AskTimeout, { type: type.type, id }, `no reply within ${timeoutMs} ms`, { retriable: true }));
+      }, timeoutMs);
+      this.pending.set(askId, {
+        codec: type.codec ?? jsonCodec,
+        settle: (outcome) => {
+          clearTimeout(timer);
+          if (outcome.ok) resolve(outcome.value as R);
+          else reject(new ActorError(outcome.code as RuntimeErrorCode, { type: type.type, id }, outcome.message));
+        },
+      });
+    });
+    try {
+      await this.transport.send([this.record(type, id, message, { id: askId, replyTo: { type: 'client', id: this.options.clientId } })]);
+    } catch (error) {
+      this.settle(askId, { ok: false, code: RuntimeErrorCode.Closed, message: toError(error).message });
+    }
+    return reply;
+  }
+
+  /** Resolves the ask `askId` of this client; a no-op when it already timed out. */
+  settle(askId: string, outcome: AskOutcome): void {
+    const pending = this.pending.get(askId);
+    if (pending === undefined) return;
+    this.pending.delete(askId);
+    pending.settle(outcome);
+  }
+
+  /** Sends an ask's outcome to the client that asked, wherever it runs. */
+  async reply(envelope: Envelope, outcome: AskOutcome, codec: Codec): Promise<void> {
+    const to = envelope.replyTo;
+    if (to === undefined) return;
+    if (to.id === this.options.clientId) {
+      this.settle(envelope.id, outcome);
+      return;
+    }
+    const value = Envelope.encode({
+      id: `${envelope.id}/reply`,
+      type: 'reply',
+      payload: Buffer.from(codec.encode(outcome)),
+      attempt: 1,
+      causationId: envelope.id,
+      correlationId: envelope.correlationId,
+      createdAt: this.options.clock(),
+    }).finish();
+    await this.transport.createTopic(REPLY_TOPIC, REPLY_PARTITIONS);
+    await this.transport.send([{ topic: REPLY_TOPIC, key: to.id, value }]);
+  }
+
+  /** The record that carries `message` to actor `(type, id)`. */
+  record(type: ActorType<unknown, unknown, unknown, unknown>, id: string, message: unknown, meta: MessageMeta): ProducerRecord & { key: string } {
+    const codec = type.codec ?? jsonCodec;
+    const value = Envelope.encode({
+      id: meta.id,
+      target: { type: type.type, id },
+      type: messageKind(message),
+      payload: Buffer.from(codec.encode(message)),
+      attempt: 1,
+      causationId: meta.causationId ?? '',
+      correlationId: meta.correlationId ?? meta.id,
+      createdAt: this.options.clock(),
+      replyTo: meta.replyTo,
+    }).finish();
+    return { topic: actorTopic(type.type), key: id, value };
+  }
+
+  /** Stops reading replies; pending asks reject with CLOSED. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await (await this.replies)?.close();
+    for (const askId of [...this.pending.keys()]) this.settle(askId, { ok: false, code: RuntimeErrorCode.Closed, message: 'the client closed before the reply came' });
+  }
+
+  /** Replies from nodes elsewhere arrive on a shared topic; this client reads it from its end. */
+  private listenForReplies(): Promise<Subscription> {
+    this.replies ??= this.transport.createTopic(REPLY_TOPIC, REPLY_PARTITIONS).then(() =>
+      this.transport.subscribe({
+        groupId: `${this.options.groupId}.replies.${this.options.clientId}`,
+        topics: [REPLY_TOPIC],
+        start: 'latest',
+        eachBatch: async (batch) => {
+          for (const record of batch.records) {
+            if (record.key === this.options.clientId) {
+              const envelope = Envelope.decode(record.value);
+              const pending = this.pending.get(envelope.causationId);
+              if (pending) this.settle(envelope.causationId, pending.codec.decode(envelope.payload) as AskOutcome);
+            }
+            batch.resolveOffset(record.offset);
+          }
+        },
+      }),
+    );
+    return this.replies;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new RuntimeError(RuntimeErrorCode.Closed, 'the actor client is closed');
+  }
+}
+
+function messageKind(message: unknown): string {
+  return typeof message === 'object' && message !== null && 'type' in message && typeof message.type === 'string' ? message.type : '';
+}

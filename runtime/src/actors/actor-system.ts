@@ -1,0 +1,444 @@
+/**
+ * The actor system: runs virtual actors over a Transport and a Store. Each actor type has a
+ * topic; a consumer group spreads its partitions over the runtime nodes, and the node owning a
+ * partition runs the turns of the actors hashed to it, one message at a time per actor.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DeadLetter, Envelope } from '@troupe/proto';
+import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, Timer } from '../store/store.js';
+import { partitionFor } from '../transport/partitioner.js';
+import type { ConsumedRecord, PartitionAssignment, PartitionBatch, Subscription, Transport } from '../transport/transport.js';
+import { actorTopic, jsonCodec, type ActorContext, type ActorType, type Codec, type TimerDue } from './actor.js';
+import { ActorClient } from './actor-client.js';
+import { LocalActors } from './local-actors.js';
+import { RETRY_DEFAULTS, retryDelay, type RetryPolicy } from './supervision.js';
+import { TimerService } from './timers.js';
+
+/** Where messages that kept failing go, with their error. */
+export const DEAD_LETTER_TOPIC = 'troupe.deadletter';
+
+// A node runs actor types of unrelated state and message types side by side.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyActorType = ActorType<any, any, any, any>;
+
+export interface ActorSystemOptions {
+  transport: Transport;
+  store: Store;
+  /** Every actor type this node runs. */
+  actors: readonly AnyActorType[];
+  /** Partitions of each actor topic; fixed once the topic exists (default 16). */
+  partitions: number;
+  /** The consumer group of all runtime nodes (default `troupe.runtime`). */
+  groupId: string;
+  /** This node's id, unique in the cluster (default: random). */
+  nodeId: string;
+  /** An actor idle this long leaves memory; its state stays durable (default 60 s). */
+  passivateAfterMs: number;
+  /** Turns in flight per partition, across its actors (default 64). */
+  maxInFlightPerPartition: number;
+  retry: RetryPolicy;
+  /** How long `ask` waits by default (default 30 s). */
+  askTimeoutMs: number;
+  clock: () => number;
+  /** Where errors that have no caller go (default: console.error). */
+  onError: (error: Error) => void;
+}
+
+export const ACTOR_SYSTEM_DEFAULTS = {
+  partitions: 16,
+  groupId: 'troupe.runtime',
+  passivateAfterMs: 60_000,
+  maxInFlightPerPartition: 64,
+  retry: RETRY_DEFAULTS,
+  askTimeoutMs: 30_000,
+  clock: Date.now,
+  onError: (error: Error) => console.error(`troupe runtime: ${error.message}`),
+} as const satisfies Partial<ActorSystemOptions>;
+
+type Required = 'transport' | 'store' | 'actors';
+
+/** An actor in memory: its folded state and where its journal stands. */
+interface Activation {
+  ref: ActorRef;
+  type: AnyActorType;
+  codec: Codec;
+  state: unknown;
+  seq: number;
+  snapshotSeq: number;
+  lastInputOffset: number | undefined;
+  /** Outbox messages committed but not yet taken by the transport. */
+  unsent: OutboxMessage[];
+  scope: string;
+  lastUsed: number;
+  busy: boolean;
+}
+
+/**
+ * Starts a node of the actor system.
+ *
+ * @example
+ * const system = await ActorSystem.start({ transport, store, actors: [counter] });
+ * await system.tell(counter, 'c1', { add: 2 });
+ * const total = await system.ask(counter, 'c1', { get: true });
+ * await system.stop();
+ */
+export class ActorSystem {
+  private readonly options: ActorSystemOptions;
+  private readonly types = new Map<string, AnyActorType>();
+  private readonly activations = new Map<string, Activation>();
+  private readonly fences = new Map<string, Fence>();
+  private readonly timers: TimerService;
+  private readonly client: ActorClient;
+  private readonly local: LocalActors;
+  private subscription: Subscription | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  private constructor(options: Pick<ActorSystemOptions, Required> & Partial<ActorSystemOptions>) {
+    this.options = { ...ACTOR_SYSTEM_DEFAULTS, nodeId: randomUUID(), ...options };
+    validate(this.options);
+    for (const type of this.options.actors) if (type.durable !== false) this.types.set(actorTopic(type.type), type);
+    this.client = new ActorClient(this.options.transport, {
+      clientId: this.options.nodeId,
+      groupId: this.options.groupId,
+      askTimeoutMs: this.options.askTimeoutMs,
+      clock: this.options.clock,
+    });
+    this.local = new LocalActors(
+      this.options.clock,
+      (type, id, message) => void this.client.tell(type, id, message).catch((error: unknown) => this.options.onError(toError(error))),
+      this.options.onError,
+    );
+    this.timers = new TimerService(this.options.store, this.options.transport, this.options.clock, (error) => this.options.onError(toError(error)));
+  }
+
+  static async start(options: Pick<ActorSystemOptions, Required> & Partial<ActorSystemOptions>): Promise<ActorSystem> {
+    const system = new ActorSystem(options);
+    await system.open();
+    return system;
+  }
+
+  /** This node's id (replies to its asks are addressed to it). */
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** Actors currently in memory on this node, durable or not. */
+  get activeActors(): number {
+    return this.activations.size + this.local.size;
+  }
+
+  /** Sends a message; see {@link ActorClient.tell}. */
+  tell<M>(type: ActorType<unknown, M, unknown, unknown>, id: string, message: M, options: { id?: string } = {}): Promise<void> {
+    this.ensureOpen();
+    if (type.durable === false) {
+      this.local.deliver(type, id, message, undefined);
+      return Promise.resolve();
+    }
+    return this.client.tell(type, id, message, options);
+  }
+
+  /** Sends a message and waits for the handler's return value; see {@link ActorClient.ask}. */
+  ask<M, R>(type: ActorType<unknown, M, unknown, R>, id: string, message: M, options: { timeoutMs?: number } = {}): Promise<R> {
+    this.ensureOpen();
+    if (type.durable === false) return this.local.ask<R>(type, id, message);
+    return this.client.ask(type, id, message, options);
+  }
+
+  /** Finishes in-flight turns, leaves the group and stops timers. The transport and store stay open. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.sweeper);
+    await this.timers.stop();
+    await this.subscription?.close();
+    await this.client.close();
+    this.activations.clear();
+    this.local.clear();
+  }
+
+  private async open(): Promise<void> {
+    const { transport, partitions } = this.options;
+    this.sweeper = setInterval(() => this.passivateIdle(), Math.max(10, this.options.passivateAfterMs / 2));
+    this.sweeper.unref();
+    if (this.types.size === 0) return;
+    for (const topic of this.types.keys()) await transport.createTopic(topic, partitions);
+    await transport.createTopic(DEAD_LETTER_TOPIC, 1);
+    this.subscription = await transport.subscribe({
+      groupId: this.options.groupId,
+      topics: [...this.types.keys()],
+      eachBatch: (batch) => this.handleBatch(batch),
+      onAssigned: (assignments) => this.assigned(assignments),
+      onRevoked: async (assignments) => this.revoked(assignments),
+    });
+  }
+
+  private async assigned(assignments: readonly PartitionAssignment[]): Promise<void> {
+    for (const { topic, partition, epoch } of assignments) {
+      const fence = { scope: `${topic}/${partition}`, epoch };
+      await this.options.store.claim(fence);
+      this.fences.set(fence.scope, fence);
+    }
+    this.timers.own(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
+  }
+
+  private revoked(assignments: readonly PartitionAssignment[]): void {
+    const scopes = new Set(assignments.map(({ topic, partition }) => `${topic}/${partition}`));
+    for (const scope of scopes) this.fences.delete(scope);
+    // The next owner may write these actors from now on; what this node holds is stale.
+    for (const [key, activation] of this.activations) if (scopes.has(activation.scope)) this.activations.delete(key);
+    this.timers.disown(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
+  }
+
+  private async handleBatch(batch: PartitionBatch): Promise<void> {
+    const type = this.types.get(batch.topic);
+    if (type === undefined) throw new RuntimeError(RuntimeErrorCode.UnknownActorType, `no actor type registered for topic ${batch.topic}`);
+    const byActor = new Map<string, ConsumedRecord[]>();
+    for (const record of batch.records) {
+      const queue = byActor.get(record.key);
+      if (queue) queue.push(record);
+      else byActor.set(record.key, [record]);
+    }
+    const done = new Set<number>();
+    const fenced = new AbortController();
+    const signal = AbortSignal.any([batch.signal, fenced.signal]);
+    await forEachLimited([...byActor], this.options.maxInFlightPerPartition, async ([id, records]) => {
+      for (const record of records) {
+        if (signal.aborted) return;
+        try {
+          await this.deliver(type, id, record, batch);
+        } catch (error) {
+          if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Fenced) fenced.abort(error);
+          else throw error;
+          return;
+        }
+        done.add(record.offset);
+      }
+      await batch.heartbeat();
+    });
+    // Commit only the prefix of the batch that is fully applied; the rest comes again.
+    let resolved: number | undefined;
+    for (const record of batch.records) {
+      if (!done.has(record.offset)) break;
+      resolved = record.offset;
+    }
+    if (resolved !== undefined) batch.resolveOffset(resolved);
+    if (fenced.signal.aborted) throw fenced.signal.reason;
+  }
+
+  private async deliver(type: AnyActorType, id: string, record: ConsumedRecord, batch: PartitionBatch): Promise<void> {
+    const envelope = Envelope.decode(record.value);
+    const activation = await this.activate(type, id, `${batch.topic}/${batch.partition}`);
+    activation.busy = true;
+    try {
+      await this.flush(activation);
+      // A replayed input (after a crash or a rebalance) was applied already: skip it.
+      if (activation.lastInputOffset !== undefined && record.offset <= activation.lastInputOffset) return;
+      if (await this.options.store.hasApplied(activation.ref, envelope.id)) return;
+      await this.supervise(activation, envelope, record.offset);
+    } finally {
+      activation.busy = false;
+      activation.lastUsed = this.options.clock();
+    }
+  }
+
+  /** Runs a message's turn, retrying with backoff, and dead-letters it when tries run out. */
+  private async supervise(activation: Activation, envelope: Envelope, offset: number): Promise<void> {
+    const { retry } = this.options;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const reply = await this.turn(activation, envelope, offset, attempt);
+        await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
+        await this.client.reply(envelope, { ok: true, value: reply }, activation.codec);
+        return;
+      } catch (thrown) {
+        const error = toError(thrown);
+        if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Fenced) throw error;
+        if (error instanceof RuntimeError && error.code === RuntimeErrorCode.DuplicateInput) return;
+        if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict) {
+          // Someone else wrote this actor's journal; continue from what is stored.
+          await this.reload(activation);
+        }
+        if (attempt >= retry.maxAttempts) {
+          await this.deadLetter(activation, envelope, offset, attempt, error);
+          return;
+        }
+        await sleep(retryDelay(retry, attempt));
+      }
+    }
+  }
+
+  private async turn(activation: Activation, envelope: Envelope, offset: number, attempt: number): Promise<unknown> {
+    const { type, codec, ref } = activation;
+    const message = codec.decode(envelope.payload);
+    let state = activation.state;
+    const events: Uint8Array[] = [];
+    const outbox: OutboxMessage[] = [];
+    const localTells: [AnyActorType, string, unknown][] = [];
+    const timersSet: Timer[] = [];
+    const timersCancelled: string[] = [];
+    const now = this.options.clock();
+    const context: ActorContext<unknown, unknown, unknown> = {
+      self: ref,
+      get state() {
+        return state;
+      },
+      now,
+      messageId: envelope.id,
+      attempt,
+      emit: (event) => {
+        events.push(codec.encode(event));
+        state = type.apply(state, event);
+      },
+      tell: (target, id, message) => {
+        if (target.durable === false) {
+          localTells.push([target, id, message]);
+          return;
+        }
+        // Derived from the input's id, so a replayed turn re-emits the same message ids.
+        const messageId = `${envelope.id}/${outbox.length}`;
+        const record = this.client.record(target, id, message, { id: messageId, causationId: envelope.id, correlationId: envelope.correlationId || envelope.id });
+        outbox.push({ id: messageId, topic: record.topic, key: record.key, value: record.value, headers: {} });
+      },
+      schedule: (name, due, message) => {
+        timersSet.push({ actor: ref, name, dueAt: dueAt(due, now), shard: shardOf(ref.type, partitionFor(ref.id, this.options.partitions)), message: codec.encode(message) });
+      },
+      cancelTimer: (name) => {
+        timersCancelled.push(name);
+      },
+    };
+    const reply = await type.receive(context, message);
+    const seq = activation.seq + events.length;
+    const snapshot = seq - activation.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
+    await this.options.store.commitTurn({
+      actor: ref,
+      expectedSeq: activation.seq,
+      events,
+      input: { id: envelope.id, offset },
+      snapshot,
+      timersSet,
+      timersCancelled,
+      outbox,
+      fence: this.fences.get(activation.scope),
+    });
+    activation.state = state;
+    activation.seq = seq;
+    if (snapshot) activation.snapshotSeq = seq;
+    activation.lastInputOffset = Math.max(offset, activation.lastInputOffset ?? -1);
+    activation.unsent.push(...outbox);
+    for (const [target, id, message] of localTells) this.local.deliver(target, id, message, undefined);
+    if (timersSet.length > 0) this.timers.wake();
+    return reply;
+  }
+
+  private async deadLetter(activation: Activation, envelope: Envelope, offset: number, attempts: number, error: Error): Promise<void> {
+    const code = error instanceof RuntimeError ? error.code : RuntimeErrorCode.TurnFailed;
+    const letter = DeadLetter.encode({ envelope, errorCode: code, errorMessage: error.message, attempts, failedAt: this.options.clock() }).finish();
+    await this.options.transport.send([{ topic: DEAD_LETTER_TOPIC, key: `${activation.ref.type}/${activation.ref.id}`, value: letter }]);
+    // Recorded as applied, so the poisonous message is not delivered again; the actor goes on.
+    await this.options.store.commitTurn({
+      actor: activation.ref,
+      expectedSeq: activation.seq,
+      events: [],
+      input: { id: envelope.id, offset },
+      fence: this.fences.get(activation.scope),
+    });
+    activation.lastInputOffset = Math.max(offset, activation.lastInputOffset ?? -1);
+    this.options.onError(new ActorError(RuntimeErrorCode.TurnFailed, activation.ref, `dead-lettered message ${envelope.id} after ${attempts} tries: ${error.message}`, { cause: error }));
+    await this.client.reply(envelope, { ok: false, code, message: error.message }, activation.codec);
+  }
+
+  private async activate(type: AnyActorType, id: string, scope: string): Promise<Activation> {
+    const key = `${type.type}/${id}`;
+    const existing = this.activations.get(key);
+    if (existing) return existing;
+    const activation: Activation = {
+      ref: { type: type.type, id },
+      type,
+      codec: type.codec ?? jsonCodec,
+      state: undefined,
+      seq: 0,
+      snapshotSeq: 0,
+      lastInputOffset: undefined,
+      unsent: [],
+      scope,
+      lastUsed: this.options.clock(),
+      busy: false,
+    };
+    await this.reload(activation);
+    this.activations.set(key, activation);
+    return activation;
+  }
+
+  private async reload(activation: Activation): Promise<void> {
+    const record: ActorRecord = await this.options.store.load(activation.ref);
+    const { type, codec } = activation;
+    let state = record.snapshot ? codec.decode(record.snapshot.state) : type.initialState(activation.ref.id);
+    for (const event of record.events) state = type.apply(state, codec.decode(event.data));
+    activation.state = state;
+    activation.seq = record.seq;
+    activation.snapshotSeq = record.snapshot?.seq ?? 0;
+    activation.lastInputOffset = record.lastInputOffset;
+    activation.unsent = record.outbox;
+  }
+
+  /** Hands committed outbox messages to the transport (again, after a crash: ids are stable). */
+  private async flush(activation: Activation): Promise<void> {
+    if (activation.unsent.length === 0) return;
+    const messages = activation.unsent;
+    await this.options.transport.send(messages.map(({ topic, key, value, headers }) => ({ topic, key, value, headers })));
+    await this.options.store.markSent(activation.ref, messages.map((message) => message.id));
+    activation.unsent = activation.unsent.filter((message) => !messages.includes(message));
+  }
+
+  private passivateIdle(): void {
+    const idleSince = this.options.clock() - this.options.passivateAfterMs;
+    this.local.sweep();
+    for (const [key, activation] of this.activations) {
+      if (!activation.busy && activation.unsent.length === 0 && activation.lastUsed <= idleSince) this.activations.delete(key);
+    }
+  }
+
+  private ensureOpen(): void {
+    if (this.stopped) throw new RuntimeError(RuntimeErrorCode.Closed, 'the actor system is stopped');
+  }
+}
+
+function shardOf(actorType: string, partition: number): string {
+  return `${actorType}/${partition}`;
+}
+
+function dueAt(due: TimerDue, now: number): number {
+  return 'at' in due ? due.at : now + due.delayMs;
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next];
+      next += 1;
+      await run(item as T);
+    }
+  });
+  await Promise.all(workers);
+}
+
+function validate(options: ActorSystemOptions): void {
+  const positiveInteger = (key: string, value: number) => {
+    if (!Number.isInteger(value) || value <= 0) {
+      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `ActorSystem option ${key} must be a positive integer, got ${value}`);
+    }
+  };
+  positiveInteger('partitions', options.partitions);
+  positiveInteger('passivateAfterMs', options.passivateAfterMs);
+  positiveInteger('maxInFlightPerPartition', options.maxInFlightPerPartition);
+  positiveInteger('askTimeoutMs', options.askTimeoutMs);
+  positiveInteger('retry.maxAttempts', options.retry.maxAttempts);
+  if (options.actors.length === 0) throw new RuntimeError(RuntimeErrorCode.InvalidOptions, 'ActorSystem option actors must name at least one actor type');
+  const names = options.actors.map((type) => type.type);
+  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+  if (duplicate !== undefined) throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `ActorSystem option actors names type "${duplicate}" twice`);
+}

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { defineActor } from './actor.js';
+import { partitionFor } from '../transport/partitioner.js';
+
+describe('defineActor', () => {
+  const base = { initialState: () => 0, receive: () => undefined, apply: (state: number) => state };
+
+  it('refuses a type name that cannot name a topic, naming the rule', () => {
+    expect(() => defineActor({ ...base, type: 'Project Manager' })).toThrow(/actor type "Project Manager" must match/);
+  });
+
+  it('refuses a snapshot interval that is not a positive integer', () => {
+    expect(() => defineActor({ ...base, type: 'p', snapshotEvery: 0 })).toThrow(/snapshotEvery must be a positive integer, got 0/);
+  });
+});
+
+describe('partitionFor', () => {
+  it('puts a key in the same partition every time and spreads keys over all partitions', () => {
+    expect(partitionFor('acme/storefront', 12)).toBe(partitionFor('acme/storefront', 12));
+    const used = new Set(Array.from({ length: 1_000 }, (_, i) => partitionFor(`project-${i}`, 12)));
+    expect(used.size).toBe(12);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * A runtime node in a child process, for the conformance suite's crash tests: it runs the
+ * ledger actor and says on stdout when it reached the point where the test kills it.
+ *
+ * argv[2]: JSON of { transport, store, type, blockAt?, waitForScheduled? }
+ */
+import { openStore, type StoreConfig } from '../store/open.js';
+import { openTransport, type TransportConfig } from '../transport/open.js';
+import { ActorSystem } from './actor-system.js';
+import { ledgerActor, type LedgerState } from './conformance-actors.js';
+
+interface ChildPlan {
+  transport: TransportConfig;
+  store: StoreConfig;
+  type: string;
+  partitions: number;
+  /** Block forever inside the turn that adds this number, after saying MID-TURN. */
+  blockAt?: number;
+  /** Say SCHEDULED once this actor has durably scheduled its reminder. */
+  waitForScheduled?: string;
+}
+
+const plan = JSON.parse(process.argv[2] ?? '{}') as ChildPlan;
+const transport = await openTransport(plan.transport);
+const store = await openStore(plan.store);
+const ledger = ledgerActor(plan.type, {
+  hooks: {
+    async beforeAdd(n) {
+      if (n !== plan.blockAt) return;
+      console.log('MID-TURN');
+      await new Promise(() => {});
+    },
+  },
+});
+const system = await ActorSystem.start({ transport, store, actors: [ledger], partitions: plan.partitions, nodeId: `child-${process.pid}` });
+console.log('STARTED');
+if (plan.waitForScheduled !== undefined) {
+  for (;;) {
+    const state = (await system.ask(ledger, plan.waitForScheduled, { type: 'get' })) as LedgerState;
+    if (state.scheduled) break;
+  }
+  console.log('SCHEDULED');
+}

@@ -1,0 +1,278 @@
+/**
+ * The runtime conformance suite: actor guarantees that must hold on every Transport × Store
+ * pair — embedded log with SQLite, and Kafka with Cassandra. Crash tests kill real child
+ * processes rather than calling a method that pretends to crash.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { DeadLetter } from '@troupe/proto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RuntimeErrorCode } from '../errors.js';
+import { openStore, type StoreConfig } from '../store/open.js';
+import type { Store } from '../store/store.js';
+import { openTransport, type TransportConfig } from '../transport/open.js';
+import type { Transport } from '../transport/transport.js';
+import { actorTopic, defineActor } from './actor.js';
+import { ActorClient } from './actor-client.js';
+import { ActorSystem, DEAD_LETTER_TOPIC, type ActorSystemOptions } from './actor-system.js';
+import { ledgerActor, type LedgerMessage, type LedgerState } from './conformance-actors.js';
+
+export interface RuntimeFixture {
+  transport: TransportConfig;
+  store: StoreConfig;
+  cleanup(): Promise<void>;
+}
+
+const PARTITIONS = 4;
+const CHILD = fileURLToPath(new URL('./conformance-child.ts', import.meta.url));
+
+/** Registers the suite against the Transport and Store a fixture names. */
+export function runtimeConformance(name: string, setup: () => Promise<RuntimeFixture>): void {
+  describe(`actor runtime on ${name}`, () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    async function fixture(): Promise<RuntimeFixture> {
+      const created = await setup();
+      cleanups.push(() => created.cleanup());
+      return created;
+    }
+
+    async function node(
+      plan: RuntimeFixture,
+      actors: ActorSystemOptions['actors'],
+      options: Partial<ActorSystemOptions> = {},
+    ): Promise<{ system: ActorSystem; transport: Transport; store: Store; stop(): Promise<void> }> {
+      const transport = await openTransport(plan.transport);
+      const store = await openStore(plan.store);
+      const system = await ActorSystem.start({ transport, store, actors, partitions: PARTITIONS, onError: () => {}, ...options });
+      let stopped = false;
+      const stop = async () => {
+        if (stopped) return;
+        stopped = true;
+        await system.stop();
+        await transport.close();
+        await store.close();
+      };
+      cleanups.push(stop);
+      return { system, transport, store, stop };
+    }
+
+    it('delivers each actor its messages in the order they were sent, one turn at a time', async () => {
+      const ledger = ledgerActor(uniqueType('order'));
+      const { system } = await node(await fixture(), [ledger]);
+      const actors = ['a', 'b', 'c', 'd', 'e'];
+      for (let n = 0; n < 100; n += 1) {
+        await Promise.all(actors.map((id) => system.tell(ledger, id, { type: 'add', n })));
+      }
+      for (const id of actors) {
+        await eventually(async () => {
+          const state = (await system.ask(ledger, id, { type: 'get' })) as LedgerState;
+          expect(state.entries).toEqual(Array.from({ length: 100 }, (_, n) => n));
+        });
+      }
+    });
+
+    it('answers an ask with what the handler returned, and times out when it takes too long', async () => {
+      const ledger = ledgerActor(uniqueType('ask'));
+      const { system } = await node(await fixture(), [ledger]);
+      expect(await system.ask(ledger, 'x', { type: 'add', n: 1 })).toBe(1);
+      expect(await system.ask(ledger, 'x', { type: 'add', n: 2 })).toBe(2);
+      const late = system.ask(ledger, 'y', { type: 'sleep', ms: 1_000 }, { timeoutMs: 50 });
+      await expect(late).rejects.toMatchObject({ code: RuntimeErrorCode.AskTimeout });
+    });
+
+    it('applies a message sent twice with the same id once', async () => {
+      const ledger = ledgerActor(uniqueType('idem'));
+      const { system } = await node(await fixture(), [ledger]);
+      await system.tell(ledger, 'x', { type: 'add', n: 7 }, { id: 'order-7' });
+      await system.tell(ledger, 'x', { type: 'add', n: 7 }, { id: 'order-7' });
+      await system.tell(ledger, 'x', { type: 'add', n: 8 }, { id: 'order-8' });
+      await eventually(async () => {
+        expect(((await system.ask(ledger, 'x', { type: 'get' })) as LedgerState).entries).toEqual([7, 8]);
+      });
+    });
+
+    it('applies every message exactly once when a node is killed in the middle of a turn', async () => {
+      const plan = await fixture();
+      const type = uniqueType('crash');
+      const ledger = ledgerActor(type);
+      // Messages go into the log before any node consumes them; the child blocks inside the
+      // turn of 7, after committing 1..6 and before committing 7.
+      await send(plan, ledger, 'victim', Array.from({ length: 10 }, (_, i) => ({ type: 'add', n: i + 1 }) as const));
+
+      const child = startChild({ transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, blockAt: 7 });
+      await child.waitFor('MID-TURN');
+      await child.kill();
+
+      const { system } = await node(plan, [ledger]);
+      await eventually(async () => {
+        const state = (await system.ask(ledger, 'victim', { type: 'get' })) as LedgerState;
+        expect(state.entries).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      });
+    });
+
+    it('re-sends what a turn told other actors when the node dies before sending it, and applies it once', async () => {
+      const ledger = ledgerActor(uniqueType('outbox'));
+      const plan = await fixture();
+      const first = await node(plan, [ledger]);
+      for (let n = 1; n <= 20; n += 1) await first.system.ask(ledger, `from-${n % 3}`, { type: 'forward', to: 'sink', n });
+      await first.stop();
+      const { system } = await node(plan, [ledger]);
+      await eventually(async () => {
+        const state = (await system.ask(ledger, 'sink', { type: 'get' })) as LedgerState;
+        expect([...state.entries].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      });
+    });
+
+    it('recovers state from its latest snapshot plus the journal after it', async () => {
+      const plan = await fixture();
+      const type = uniqueType('snap');
+      const ledger = ledgerActor(type, { snapshotEvery: 10 });
+      const first = await node(plan, [ledger]);
+      for (let n = 1; n <= 25; n += 1) await first.system.ask(ledger, 'x', { type: 'add', n });
+      const stored = await first.store.load({ type, id: 'x' });
+      expect(stored.snapshot?.seq).toBe(20);
+      expect(stored.events.map((event) => event.seq)).toEqual([21, 22, 23, 24, 25]);
+      await first.stop();
+
+      const second = await node(plan, [ledger]);
+      const state = (await second.system.ask(ledger, 'x', { type: 'get' })) as LedgerState;
+      expect(state.entries).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    });
+
+    it('fires a durable timer after the node that scheduled it was killed', async () => {
+      const plan = await fixture();
+      const type = uniqueType('timer');
+      const ledger = ledgerActor(type);
+      await send(plan, ledger, 'sleeper', [{ type: 'remind', delayMs: 1_500 }]);
+
+      const child = startChild({ transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, waitForScheduled: 'sleeper' });
+      await child.waitFor('SCHEDULED');
+      await child.kill();
+
+      const { system } = await node(plan, [ledger]);
+      await eventually(async () => {
+        const state = (await system.ask(ledger, 'sleeper', { type: 'get' })) as LedgerState;
+        expect(state.reminders).toBe(1);
+      }, 15_000);
+    });
+
+    it('retries a failing turn, then dead-letters the message with its error and keeps the actor usable', async () => {
+      const ledger = ledgerActor(uniqueType('dead'));
+      const { system, transport } = await node(await fixture(), [ledger], { retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 } });
+      await expect(system.ask(ledger, 'x', { type: 'explode' })).rejects.toThrow(/refuses to explode quietly/);
+      expect(await system.ask(ledger, 'x', { type: 'add', n: 1 })).toBe(1);
+
+      const letters: DeadLetter[] = [];
+      const subscription = await transport.subscribe({
+        groupId: `dead-reader-${randomUUID()}`,
+        topics: [DEAD_LETTER_TOPIC],
+        eachBatch: async (batch) => {
+          for (const record of batch.records) {
+            letters.push(DeadLetter.decode(record.value));
+            batch.resolveOffset(record.offset);
+          }
+        },
+      });
+      await eventually(async () => {
+        const letter = letters.find((candidate) => candidate.envelope?.target?.type === ledger.type);
+        expect(letter).toMatchObject({ attempts: 3, errorCode: RuntimeErrorCode.TurnFailed });
+        expect(letter?.errorMessage).toMatch(/refuses to explode quietly/);
+      });
+      await subscription.close();
+    });
+
+    it('passivates idle actors and brings them back with their state', async () => {
+      const ledger = ledgerActor(uniqueType('passive'));
+      const { system } = await node(await fixture(), [ledger], { passivateAfterMs: 50 });
+      for (const id of ['p', 'q', 'r']) await system.ask(ledger, id, { type: 'add', n: 1 });
+      await eventually(async () => expect(system.activeActors).toBe(0));
+      expect(await system.ask(ledger, 'q', { type: 'add', n: 2 })).toBe(2);
+    });
+
+    it('bounds the turns in flight per partition', async () => {
+      let running = 0;
+      let peak = 0;
+      const busy = defineActor<null, { ms: number }, never, void>({
+        type: uniqueType('busy'),
+        initialState: () => null,
+        async receive(_ctx, message) {
+          running += 1;
+          peak = Math.max(peak, running);
+          await new Promise((resolve) => setTimeout(resolve, message.ms));
+          running -= 1;
+        },
+        apply: (state) => state,
+      });
+      const { system } = await node(await fixture(), [busy], { partitions: 1, maxInFlightPerPartition: 3 });
+      await Promise.all(Array.from({ length: 24 }, (_, i) => system.ask(busy, `worker-${i}`, { ms: 20 })));
+      expect(peak).toBe(3);
+    });
+  });
+}
+
+/** Puts messages into an actor's topic while no node consumes it. */
+async function send(plan: RuntimeFixture, ledger: ReturnType<typeof ledgerActor>, id: string, messages: readonly LedgerMessage[]): Promise<void> {
+  const transport = await openTransport(plan.transport);
+  try {
+    await transport.createTopic(actorTopic(ledger.type), PARTITIONS);
+    const client = new ActorClient(transport);
+    for (const message of messages) await client.tell(ledger, id, message);
+    await client.close();
+  } finally {
+    await transport.close();
+  }
+}
+
+function uniqueType(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+interface Child {
+  waitFor(line: string): Promise<void>;
+  kill(): Promise<void>;
+}
+
+function startChild(plan: object): Child {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters: { line: string; resolve(): void }[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    for (const waiter of waiters.filter((w) => w.line === line)) waiter.resolve();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    waitFor: (line) =>
+      new Promise<void>((resolve, reject) => {
+        if (lines.includes(line)) return resolve();
+        waiters.push({ line, resolve });
+        void exited.then(() => reject(new Error(`child exited before printing ${line}: ${stderr}`)));
+        setTimeout(() => reject(new Error(`child did not print ${line} within 30s: ${stderr}`)), 30_000).unref();
+      }),
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

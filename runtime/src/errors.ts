@@ -1,0 +1,76 @@
+/** Stable codes of runtime failures, for logs, metrics and the gRPC/HTTP mapping. */
+export const RuntimeErrorCode = {
+  /** A write came from a partition owner whose epoch is older than the stored one. */
+  Fenced: 'FENCED',
+  /** An actor's journal moved on since the turn read it (another writer, or a replay). */
+  Conflict: 'CONFLICT',
+  /** An input was already applied to the actor; its redelivered copy is skipped. */
+  DuplicateInput: 'DUPLICATE_INPUT',
+  /** An ask got no reply in time. */
+  AskTimeout: 'ASK_TIMEOUT',
+  /** A turn's handler threw; retried, then dead-lettered. */
+  TurnFailed: 'TURN_FAILED',
+  /** A message names an actor type no one registered. */
+  UnknownActorType: 'UNKNOWN_ACTOR_TYPE',
+  /** Stored data failed a checksum or could not be decoded. */
+  Corrupt: 'CORRUPT',
+  /** Options given to a constructor are invalid. */
+  InvalidOptions: 'INVALID_OPTIONS',
+  /** The component was closed and takes no more work. */
+  Closed: 'CLOSED',
+} as const;
+
+export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];
+
+/**
+ * The base error of @troupe/runtime: a stable `code`, whether retrying can help, and the cause.
+ * Subclasses add the context that locates the failure.
+ */
+export class RuntimeError extends Error {
+  override name = 'RuntimeError';
+
+  constructor(
+    readonly code: RuntimeErrorCode,
+    message: string,
+    options: { retriable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.retriable = options.retriable ?? false;
+  }
+
+  readonly retriable: boolean;
+}
+
+/** A failure tied to one actor. */
+export class ActorError extends RuntimeError {
+  override name = 'ActorError';
+
+  constructor(
+    code: RuntimeErrorCode,
+    readonly actor: { type: string; id: string },
+    message: string,
+    options: { retriable?: boolean; cause?: unknown } = {},
+  ) {
+    super(code, `${actor.type}/${actor.id}: ${message}`, options);
+  }
+}
+
+/** A failure tied to a topic partition of a transport. */
+export class TransportError extends RuntimeError {
+  override name = 'TransportError';
+
+  constructor(
+    code: RuntimeErrorCode,
+    readonly topic: string,
+    readonly partition: number | undefined,
+    message: string,
+    options: { retriable?: boolean; cause?: unknown } = {},
+  ) {
+    super(code, `${topic}${partition === undefined ? '' : `[${partition}]`}: ${message}`, options);
+  }
+}
+
+/** Normalises anything thrown into an Error, once, at a boundary. */
+export function toError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(typeof thrown === 'string' ? thrown : JSON.stringify(thrown));
+}

@@ -1,0 +1,118 @@
+/**
+ * The Store contract: event-sourced actor state, durable timers, an outbox, idempotent inputs
+ * and partition fencing. `embedded` (SQLite) and `cassandra` implement it, and one
+ * conformance suite runs against both.
+ */
+
+/** The address of a virtual actor. */
+export interface ActorRef {
+  type: string;
+  id: string;
+}
+
+export interface StoredEvent {
+  /** 1 for an actor's first event, then +1 per event. */
+  seq: number;
+  data: Uint8Array;
+  /** When the event was journaled, unix ms. */
+  at: number;
+}
+
+export interface Snapshot {
+  /** The seq of the last event folded into `state`. */
+  seq: number;
+  state: Uint8Array;
+}
+
+/** A message to send once the turn that produced it is durable. */
+export interface OutboxMessage {
+  /** Deterministic, derived from the input's id, so a re-send is recognised downstream. */
+  id: string;
+  topic: string;
+  key: string;
+  value: Uint8Array;
+  headers: Readonly<Record<string, string>>;
+}
+
+/** A durable timer: at `dueAt` the runtime delivers `message` to `actor`. */
+export interface Timer {
+  actor: ActorRef;
+  /** Unique per actor; setting a timer of the same name replaces it. */
+  name: string;
+  dueAt: number;
+  /**
+   * Which owner fires it: `<actor type>/<partition>`, so each runtime node reads only the
+   * timers of partitions it owns.
+   */
+  shard: string;
+  message: Uint8Array;
+}
+
+/** Who is writing: a partition owner and its epoch (see PartitionAssignment.epoch). */
+export interface Fence {
+  /** The owned unit, e.g. `troupe.actor.project/3`. */
+  scope: string;
+  epoch: number;
+}
+
+/** Everything one turn changes, written atomically or not at all. */
+export interface TurnWrite {
+  actor: ActorRef;
+  /** The journal's last seq when the turn started; the write is refused unless it still is. */
+  expectedSeq: number;
+  /** New events, journaled as expectedSeq + 1, + 2, … */
+  events: readonly Uint8Array[];
+  /**
+   * The input the turn applied. Stored so that redelivered or re-sent copies are skipped:
+   * its id, and its offset in the actor's partition when it came from a transport.
+   */
+  input: { id: string; offset?: number };
+  /** A snapshot to keep (its seq is at most expectedSeq + events.length). */
+  snapshot?: Snapshot;
+  timersSet?: readonly Timer[];
+  /** Names of this actor's timers to delete. */
+  timersCancelled?: readonly string[];
+  outbox?: readonly OutboxMessage[];
+  /** When set, the write is refused with FENCED if the scope's stored epoch is newer. */
+  fence?: Fence;
+}
+
+/** An actor's durable state, as needed to bring it back. */
+export interface ActorRecord {
+  /** The latest snapshot, if any. */
+  snapshot?: Snapshot;
+  /** Events after the snapshot, in seq order. */
+  events: StoredEvent[];
+  /** The journal's last seq (0 for a new actor). */
+  seq: number;
+  /** The highest transport offset among applied inputs, if any came from a transport. */
+  lastInputOffset?: number;
+  /** Outbox messages not yet acknowledged as sent, in the order they were written. */
+  outbox: OutboxMessage[];
+}
+
+export interface Store {
+  readonly kind: 'embedded' | 'cassandra';
+  load(actor: ActorRef): Promise<ActorRecord>;
+  /**
+   * Writes a turn atomically. Refused with CONFLICT if the journal moved past `expectedSeq`,
+   * with DUPLICATE_INPUT if the input id was already applied, and with FENCED if the fence is stale.
+   */
+  commitTurn(write: TurnWrite): Promise<void>;
+  /** Whether an input id was applied to the actor (ids are kept for at least the last 10,000 inputs). */
+  hasApplied(actor: ActorRef, inputId: string): Promise<boolean>;
+  /** Forgets outbox messages once the transport took them. */
+  markSent(actor: ActorRef, ids: readonly string[]): Promise<void>;
+  /** Timers of the given shards due at or before `now`, earliest first. */
+  dueTimers(shards: readonly string[], now: number, limit: number): Promise<Timer[]>;
+  /** The earliest dueAt among the shards' timers. */
+  nextTimerDue(shards: readonly string[]): Promise<number | undefined>;
+  /** Deletes a fired timer unless it was re-set meanwhile (its dueAt differs). */
+  deleteTimer(actor: ActorRef, name: string, dueAt: number): Promise<void>;
+  /**
+   * Claims a scope for an epoch: stores it when newer than the stored one, and refuses
+   * with FENCED when the stored epoch is newer.
+   */
+  claim(fence: Fence): Promise<void>;
+  close(): Promise<void>;
+}
