@@ -7,12 +7,7 @@ import { step } from './log.js';
  * building it once with `build` when it is missing. A build writes into a scratch folder
  * that is renamed into place only when complete, so an interrupted build is never reused.
  */
-export async function cachedArtifact(
-  cacheDir: string,
-  key: string,
-  label: string,
-  build: (dir: string) => Promise<void>,
-): Promise<string> {
+export async function cachedArtifact(cacheDir: string, key: string, label: string, build: (dir: string) => Promise<void>): Promise<string> {
   const dir = join(cacheDir, key);
   if (existsSync(join(dir, '.complete'))) return dir;
   const scratch = `${dir}.building-${process.pid}`;

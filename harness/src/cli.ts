@@ -24,9 +24,13 @@ async function main(command: string | undefined): Promise<number> {
       }
       const rows = infraStatus(state);
       for (const row of rows) {
-        console.log(`${row.server.padEnd(10)} ${row.alive ? 'up  ' : 'DOWN'} ${mib(row.residentBytes).padStart(9)}  pids ${row.pids.join(',') || '-'}`);
+        console.log(
+          `${row.server.padEnd(10)} ${row.alive ? 'up  ' : 'DOWN'} ${mib(row.residentBytes).padStart(9)}  pids ${row.pids.join(',') || '-'}`,
+        );
       }
-      console.log(`${'total'.padEnd(15)} ${mib(rows.reduce((sum, row) => sum + row.residentBytes, 0)).padStart(9)}  since ${state.startedAt}`);
+      console.log(
+        `${'total'.padEnd(15)} ${mib(rows.reduce((sum, row) => sum + row.residentBytes, 0)).padStart(9)}  since ${state.startedAt}`,
+      );
       return 0;
     }
     case 'down':

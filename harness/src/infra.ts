@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HarnessError, HarnessErrorCode } from './errors.js';
+import { stopPrivateServers } from './private.js';
 import { isAlive, residentBytes, stopServer } from './process.js';
 import { startCassandra, type CassandraEndpoint } from './servers/cassandra.js';
 import { startChromium, type ChromiumEndpoint } from './servers/chromium.js';
@@ -87,7 +88,8 @@ export async function startInfra(options: InfraOptions, owner: InfraOwner): Prom
     throw new HarnessError(HarnessErrorCode.StartFailed, `could not start every server:\n${failures.join('\n')}`);
   }
 
-  const value = <K extends ServerName>(name: K) => (settled[names.indexOf(name)] as PromiseFulfilledResult<Started<InfraEndpoints[K]>>).value;
+  const value = <K extends ServerName>(name: K) =>
+    (settled[names.indexOf(name)] as PromiseFulfilledResult<Started<InfraEndpoints[K]>>).value;
   const state: InfraState = {
     owner,
     startedAt: new Date().toISOString(),
@@ -106,12 +108,17 @@ export async function startInfra(options: InfraOptions, owner: InfraOwner): Prom
   return { state, reused: false };
 }
 
-/** Stops every server recorded in the state file, alive or not, and forgets them. */
+/** Stops every server recorded in the state file, alive or not, and every private one, and forgets them. */
 export async function stopInfra(repoRoot: string): Promise<void> {
+  await stopPrivateServers();
   const file = stateFile(repoRoot);
   if (!existsSync(file)) return;
   const state = JSON.parse(readFileSync(file, 'utf8')) as InfraState;
-  await Promise.all(Object.values(state.pids).flat().map((pid) => stopServer(pid)));
+  await Promise.all(
+    Object.values(state.pids)
+      .flat()
+      .map((pid) => stopServer(pid)),
+  );
   rmSync(file, { force: true });
 }
 

@@ -57,10 +57,7 @@ export function run(command: string, args: readonly string[], options: RunOption
       if (code === 0) resolve(text);
       else
         reject(
-          new HarnessError(
-            HarnessErrorCode.BuildFailed,
-            `${command} ${args.join(' ')} exited with ${signal ?? code}:\n${tail(text, 40)}`,
-          ),
+          new HarnessError(HarnessErrorCode.BuildFailed, `${command} ${args.join(' ')} exited with ${signal ?? code}:\n${tail(text, 40)}`),
         );
     });
   });
@@ -76,11 +73,7 @@ export interface ServerProcess {
  * Starts a long-lived server detached from the caller, with its output in `logFile`, so it
  * outlives `npm run infra:up` and can be stopped as a whole process group later.
  */
-export function startServer(
-  command: string,
-  args: readonly string[],
-  options: RunOptions & { logFile: string },
-): ServerProcess {
+export function startServer(command: string, args: readonly string[], options: RunOptions & { logFile: string }): ServerProcess {
   const fd = openSync(options.logFile, 'a');
   try {
     const child = spawn(command, args, {
@@ -103,12 +96,7 @@ export function startServer(
  * Polls `ready` until it answers true. Fails early when the server process died, and
  * quotes the tail of its log either way.
  */
-export async function waitUntilReady(
-  what: string,
-  server: ServerProcess,
-  ready: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
+export async function waitUntilReady(what: string, server: ServerProcess, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -161,7 +149,9 @@ export function residentBytes(pid: number): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     // Field 5 of /proc/PID/stat is the process group; the command name before it may hold spaces.
-    const fields = readProcFile(Number(entry), 'stat')?.replace(/^.*\) /, '').split(' ');
+    const fields = readProcFile(Number(entry), 'stat')
+      ?.replace(/^.*\) /, '')
+      .split(' ');
     if (fields?.[2] !== String(pid)) continue;
     const match = /VmRSS:\s+(\d+) kB/.exec(readProcFile(Number(entry), 'status') ?? '');
     total += match ? Number(match[1]) * 1024 : 0;

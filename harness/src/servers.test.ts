@@ -91,7 +91,10 @@ describe('the real servers of a test run', () => {
       spec: { role: 'developer', replicas: 2, concurrency: 8, model: { provider: 'sim', name: 'sim-large' } },
     });
     await create('workflows', { ...meta('Workflow', 'tiny'), spec: { phases: [{ name: 'build', role: 'developer' }] } });
-    await create('projects', { ...meta('Project', 'shop'), spec: { client: 'acme', brief: 'A small web shop.', budget: { maxCostUSD: 5 } } });
+    await create('projects', {
+      ...meta('Project', 'shop'),
+      spec: { client: 'acme', brief: 'A small web shop.', budget: { maxCostUSD: 5 } },
+    });
 
     const kubectl = (...args: string[]) => exec('kubectl', ['--kubeconfig', kube.kubeconfig, '-n', namespace, ...args]);
     const { stdout } = await kubectl('get', 'projects,agentpools,modelproviders,workflows', '-o', 'name');

@@ -12,6 +12,8 @@ export const RuntimeErrorCode = {
   TurnFailed: 'TURN_FAILED',
   /** A message names an actor type no one registered. */
   UnknownActorType: 'UNKNOWN_ACTOR_TYPE',
+  /** A request to a store or broker failed; `retriable` says whether trying again may help. */
+  Unavailable: 'UNAVAILABLE',
   /** Stored data failed a checksum or could not be decoded. */
   Corrupt: 'CORRUPT',
   /** Options given to a constructor are invalid. */

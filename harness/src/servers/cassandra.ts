@@ -57,39 +57,45 @@ export async function startCassandra(context: ServerContext): Promise<Started<Ca
   writeFileSync(join(dir, 'logback.xml'), LOGBACK);
   const lib = join(home, 'lib');
 
-  const server = startServer(
-    java,
-    [
-      '-Xms1g',
-      '-Xmx1g',
-      '-XX:+UseG1GC',
-      '-XX:+CrashOnOutOfMemoryError',
-      '-Djava.awt.headless=true',
-      '-Djdk.attach.allowAttachSelf=true',
-      '-Dio.netty.tryReflectionSetAccessible=true',
-      ...JAVA17_OPENINGS,
-      `-javaagent:${join(lib, 'jamm-0.4.0.jar')}`,
-      `-Dcassandra.config=file://${config}`,
-      `-Dcassandra.storagedir=${join(dir, 'data')}`,
-      `-Dlogback.configurationFile=${join(dir, 'logback.xml')}`,
-      '-Dcassandra-foreground=yes',
-      '-Dcassandra.skip_wait_for_gossip_to_settle=0',
-      '-Dcassandra.initial_token=0',
-      '-Dcassandra.superuser_setup_delay_ms=0',
-      '-cp',
-      `${lib}/*`,
-      'org.apache.cassandra.service.CassandraDaemon',
-    ],
-    { logFile: join(dir, 'cassandra.log') },
-  );
   const endpoint = { contactPoints: [`127.0.0.1:${nativePort}`], localDataCenter: 'datacenter1' };
-  await waitUntilReady('Cassandra', server, () => cqlAnswers(endpoint), 180_000);
-  return { endpoint, pids: [server.pid] };
+  const launch = async () => {
+    const server = startServer(
+      java,
+      [
+        '-Xms1g',
+        '-Xmx1g',
+        '-XX:+UseG1GC',
+        '-XX:+CrashOnOutOfMemoryError',
+        '-Djava.awt.headless=true',
+        '-Djdk.attach.allowAttachSelf=true',
+        '-Dio.netty.tryReflectionSetAccessible=true',
+        ...JAVA17_OPENINGS,
+        `-javaagent:${join(lib, 'jamm-0.4.0.jar')}`,
+        `-Dcassandra.config=file://${config}`,
+        `-Dcassandra.storagedir=${join(dir, 'data')}`,
+        `-Dlogback.configurationFile=${join(dir, 'logback.xml')}`,
+        '-Dcassandra-foreground=yes',
+        '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+        '-Dcassandra.initial_token=0',
+        '-Dcassandra.superuser_setup_delay_ms=0',
+        '-cp',
+        `${lib}/*`,
+        'org.apache.cassandra.service.CassandraDaemon',
+      ],
+      { logFile: join(dir, 'cassandra.log') },
+    );
+    await waitUntilReady('Cassandra', server, () => cqlAnswers(endpoint), 180_000);
+    return [server.pid];
+  };
+  return { endpoint, pids: await launch(), relaunch: launch };
 }
 
 function installCassandra(cacheDir: string): Promise<string> {
-  return cachedArtifact(cacheDir, `cassandra-${CASSANDRA_VERSION}`, `resolving Cassandra ${CASSANDRA_VERSION} jars from Maven Central`, (dir) =>
-    resolveJars(dir, join(dir, 'lib'), [`org.apache.cassandra:cassandra-all:${CASSANDRA_VERSION}`]),
+  return cachedArtifact(
+    cacheDir,
+    `cassandra-${CASSANDRA_VERSION}`,
+    `resolving Cassandra ${CASSANDRA_VERSION} jars from Maven Central`,
+    (dir) => resolveJars(dir, join(dir, 'lib'), [`org.apache.cassandra:cassandra-all:${CASSANDRA_VERSION}`]),
   );
 }
 

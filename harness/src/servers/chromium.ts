@@ -35,7 +35,13 @@ export async function startChromium(context: ServerContext): Promise<Started<Chr
   const port = await freePort();
   const server = startServer(
     executablePath,
-    [...CHROMIUM_ARGS, `--user-data-dir=${join(dir, 'profile')}`, '--remote-debugging-address=127.0.0.1', `--remote-debugging-port=${port}`, 'about:blank'],
+    [
+      ...CHROMIUM_ARGS,
+      `--user-data-dir=${join(dir, 'profile')}`,
+      '--remote-debugging-address=127.0.0.1',
+      `--remote-debugging-port=${port}`,
+      'about:blank',
+    ],
     { logFile: join(dir, 'chromium.log') },
   );
   const cdpUrl = `http://127.0.0.1:${port}`;

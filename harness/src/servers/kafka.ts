@@ -24,19 +24,29 @@ export async function startKafka(context: ServerContext): Promise<Started<KafkaE
   const [port, controllerPort] = [await freePort(), await freePort()];
   const config = join(dir, 'server.properties');
   writeFileSync(config, serverProperties(port, controllerPort, join(dir, 'data')));
-  writeFileSync(join(dir, 'log4j2.properties'), 'rootLogger.level = WARN\nrootLogger.appenderRef.stdout.ref = STDOUT\nappender.stdout.type = Console\nappender.stdout.name = STDOUT\nappender.stdout.layout.type = PatternLayout\nappender.stdout.layout.pattern = [%d] %p %m (%c)%n\n');
+  writeFileSync(
+    join(dir, 'log4j2.properties'),
+    'rootLogger.level = WARN\nrootLogger.appenderRef.stdout.ref = STDOUT\nappender.stdout.type = Console\nappender.stdout.name = STDOUT\nappender.stdout.layout.type = PatternLayout\nappender.stdout.layout.pattern = [%d] %p %m (%c)%n\n',
+  );
   const classpath = ['-cp', `${join(home, 'lib')}/*`, `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`];
 
   // KRaft refuses to start on unformatted storage; the cluster id only has to be 16 random bytes.
   const clusterId = randomBytes(16).toString('base64url');
   await run(java, [...classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', config]);
 
-  const server = startServer(java, ['-Xms256m', '-Xmx512m', '-XX:+UseG1GC', '-Djava.awt.headless=true', ...classpath, 'kafka.Kafka', config], {
-    logFile: join(dir, 'kafka.log'),
-  });
   const brokers = [`127.0.0.1:${port}`];
-  await waitUntilReady('Kafka', server, () => metadataAnswers(brokers), 90_000);
-  return { endpoint: { brokers }, pids: [server.pid] };
+  const launch = async () => {
+    const server = startServer(
+      java,
+      ['-Xms256m', '-Xmx512m', '-XX:+UseG1GC', '-Djava.awt.headless=true', ...classpath, 'kafka.Kafka', config],
+      {
+        logFile: join(dir, 'kafka.log'),
+      },
+    );
+    await waitUntilReady('Kafka', server, () => metadataAnswers(brokers), 90_000);
+    return [server.pid];
+  };
+  return { endpoint: { brokers }, pids: await launch(), relaunch: launch };
 }
 
 function installKafka(cacheDir: string): Promise<string> {

@@ -3,7 +3,13 @@ import { readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiextensionsV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { cachedArtifact } from '../cache.js';
 import { HarnessError, HarnessErrorCode } from '../errors.js';
@@ -156,7 +162,13 @@ function installKubeApiserver(cacheDir: string): Promise<string> {
       const staging = [...readFileSync(download.GoMod, 'utf8').matchAll(/^\s*(k8s\.io\/[\w.-]+) => \.\/staging\//gm)].map((m) => m[1]!);
       const [major, minor] = KUBERNETES_VERSION.split('.');
       const replaces = Object.fromEntries(staging.map((path) => [path, `v0.${minor}.${KUBERNETES_VERSION.split('.')[2]}`]));
-      await wrapperModule(dir, 'troupe.local/kube', ['k8s.io/kubernetes/cmd/kube-apiserver/app'], { 'k8s.io/kubernetes': `v${KUBERNETES_VERSION}` }, replaces);
+      await wrapperModule(
+        dir,
+        'troupe.local/kube',
+        ['k8s.io/kubernetes/cmd/kube-apiserver/app'],
+        { 'k8s.io/kubernetes': `v${KUBERNETES_VERSION}` },
+        replaces,
+      );
       const versionFlags = ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'].flatMap((pkg) => [
         `-X '${pkg}.gitVersion=v${KUBERNETES_VERSION}'`,
         `-X '${pkg}.gitMajor=${major}'`,
@@ -164,7 +176,17 @@ function installKubeApiserver(cacheDir: string): Promise<string> {
         `-X '${pkg}.gitTreeState=clean'`,
       ]);
       await step('compiling kube-apiserver', () =>
-        go(['build', '-trimpath', `-ldflags=-s -w ${versionFlags.join(' ')}`, '-o', join(dir, 'bin', 'kube-apiserver'), 'k8s.io/kubernetes/cmd/kube-apiserver'], dir),
+        go(
+          [
+            'build',
+            '-trimpath',
+            `-ldflags=-s -w ${versionFlags.join(' ')}`,
+            '-o',
+            join(dir, 'bin', 'kube-apiserver'),
+            'k8s.io/kubernetes/cmd/kube-apiserver',
+          ],
+          dir,
+        ),
       );
     },
   ).then((dir) => join(dir, 'bin', 'kube-apiserver'));
@@ -172,10 +194,14 @@ function installKubeApiserver(cacheDir: string): Promise<string> {
 
 function readyz(server: string, token: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const req = request(`${server}/readyz`, { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = request(
+      `${server}/readyz`,
+      { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.once('error', reject);
     req.once('timeout', () => req.destroy(new Error('readyz timed out')));
     req.end();

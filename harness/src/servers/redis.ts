@@ -15,14 +15,17 @@ export async function startRedis(context: ServerContext): Promise<Started<RedisE
   const dir = join(context.runDir, 'redis');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const server = startServer(
-    binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'],
-    { logFile: join(dir, 'redis.log') },
-  );
   const url = `redis://127.0.0.1:${port}`;
-  await waitUntilReady('Redis', server, () => pongs(url), 20_000);
-  return { endpoint: { url }, pids: [server.pid] };
+  const launch = async () => {
+    const server = startServer(
+      binary,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'],
+      { logFile: join(dir, 'redis.log') },
+    );
+    await waitUntilReady('Redis', server, () => pongs(url), 20_000);
+    return [server.pid];
+  };
+  return { endpoint: { url }, pids: await launch(), relaunch: launch };
 }
 
 async function pongs(url: string): Promise<boolean> {

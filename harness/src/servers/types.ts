@@ -2,6 +2,11 @@
 export interface Started<E> {
   endpoint: E;
   pids: number[];
+  /**
+   * Starts the server again on the same ports, config and data, once its processes were
+   * stopped; resolves with the new pids when it answers. Absent for servers with no process.
+   */
+  relaunch?: () => Promise<number[]>;
 }
 
 /** Per-run settings handed to each server module. */

@@ -69,6 +69,7 @@ export interface TurnWrite {
   input: { id: string; offset?: number };
   /** A snapshot to keep (its seq is at most expectedSeq + events.length). */
   snapshot?: Snapshot;
+  /** Timers of this actor to set (each `timer.actor` is `actor`). */
   timersSet?: readonly Timer[];
   /** Names of this actor's timers to delete. */
   timersCancelled?: readonly string[];
