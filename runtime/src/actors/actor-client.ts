@@ -63,7 +63,10 @@ export class ActorClient {
   ) {
     this.options = { ...ACTOR_CLIENT_DEFAULTS, clientId: randomUUID(), ...options };
     if (!Number.isInteger(this.options.askTimeoutMs) || this.options.askTimeoutMs <= 0) {
-      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `ActorClient option askTimeoutMs must be a positive integer, got ${this.options.askTimeoutMs}`);
+      throw new RuntimeError(
+        RuntimeErrorCode.InvalidOptions,
+        `ActorClient option askTimeoutMs must be a positive integer, got ${this.options.askTimeoutMs}`,
+      );
     }
   }
 
@@ -85,7 +88,9 @@ export class ActorClient {
     const reply = new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(askId);
-        reject(new ActorError(RuntimeErrorCode.AskTimeout, { type: type.type, id }, `no reply within ${timeoutMs} ms`, { retriable: true }));
+        reject(
+          new ActorError(RuntimeErrorCode.AskTimeout, { type: type.type, id }, `no reply within ${timeoutMs} ms`, { retriable: true }),
+        );
       }, timeoutMs);
       this.pending.set(askId, {
         codec: type.codec ?? jsonCodec,
@@ -134,7 +139,12 @@ export class ActorClient {
   }
 
   /** The record that carries `message` to actor `(type, id)`. */
-  record(type: ActorType<unknown, unknown, unknown, unknown>, id: string, message: unknown, meta: MessageMeta): ProducerRecord & { key: string } {
+  record(
+    type: ActorType<unknown, unknown, unknown, unknown>,
+    id: string,
+    message: unknown,
+    meta: MessageMeta,
+  ): ProducerRecord & { key: string } {
     const codec = type.codec ?? jsonCodec;
     const value = Envelope.encode({
       id: meta.id,
@@ -155,7 +165,8 @@ export class ActorClient {
     if (this.closed) return;
     this.closed = true;
     await (await this.replies)?.close();
-    for (const askId of [...this.pending.keys()]) this.settle(askId, { ok: false, code: RuntimeErrorCode.Closed, message: 'the client closed before the reply came' });
+    for (const askId of [...this.pending.keys()])
+      this.settle(askId, { ok: false, code: RuntimeErrorCode.Closed, message: 'the client closed before the reply came' });
   }
 
   /** Replies from nodes elsewhere arrive on a shared topic; this client reads it from its end. */

@@ -111,7 +111,9 @@ export class ActorSystem {
       (type, id, message) => void this.client.tell(type, id, message).catch((error: unknown) => this.options.onError(toError(error))),
       this.options.onError,
     );
-    this.timers = new TimerService(this.options.store, this.options.transport, this.options.clock, (error) => this.options.onError(toError(error)));
+    this.timers = new TimerService(this.options.store, this.options.transport, this.options.clock, (error) =>
+      this.options.onError(toError(error)),
+    );
   }
 
   static async start(options: Pick<ActorSystemOptions, Required> & Partial<ActorSystemOptions>): Promise<ActorSystem> {
@@ -202,21 +204,20 @@ export class ActorSystem {
       else byActor.set(record.key, [record]);
     }
     const done = new Set<number>();
-    const fenced = new AbortController();
-    const signal = AbortSignal.any([batch.signal, fenced.signal]);
+    // The first failure (a lost partition, a store that is down) stops the whole batch.
+    const failed = new AbortController();
+    const signal = AbortSignal.any([batch.signal, failed.signal]);
     await forEachLimited([...byActor], this.options.maxInFlightPerPartition, async ([id, records]) => {
-      for (const record of records) {
-        if (signal.aborted) return;
-        try {
+      try {
+        for (const record of records) {
+          if (signal.aborted) return;
           await this.deliver(type, id, record, batch);
-        } catch (error) {
-          if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Fenced) fenced.abort(error);
-          else throw error;
-          return;
+          done.add(record.offset);
         }
-        done.add(record.offset);
+        await batch.heartbeat();
+      } catch (error) {
+        failed.abort(error);
       }
-      await batch.heartbeat();
     });
     // Commit only the prefix of the batch that is fully applied; the rest comes again.
     let resolved: number | undefined;
@@ -225,7 +226,7 @@ export class ActorSystem {
       resolved = record.offset;
     }
     if (resolved !== undefined) batch.resolveOffset(resolved);
-    if (fenced.signal.aborted) throw fenced.signal.reason;
+    if (failed.signal.aborted) throw failed.signal.reason;
   }
 
   private async deliver(type: AnyActorType, id: string, record: ConsumedRecord, batch: PartitionBatch): Promise<void> {
@@ -255,7 +256,10 @@ export class ActorSystem {
         return;
       } catch (thrown) {
         const error = toError(thrown);
-        if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Fenced) throw error;
+        // Losing the partition, or a store or broker that is down, is no fault of the message:
+        // the batch stops and its unapplied records come again, which pauses consumption.
+        if (error instanceof RuntimeError && (error.code === RuntimeErrorCode.Fenced || error.code === RuntimeErrorCode.Unavailable))
+          throw error;
         if (error instanceof RuntimeError && error.code === RuntimeErrorCode.DuplicateInput) return;
         if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict) {
           // Someone else wrote this actor's journal; continue from what is stored.
@@ -299,11 +303,21 @@ export class ActorSystem {
         }
         // Derived from the input's id, so a replayed turn re-emits the same message ids.
         const messageId = `${envelope.id}/${outbox.length}`;
-        const record = this.client.record(target, id, message, { id: messageId, causationId: envelope.id, correlationId: envelope.correlationId || envelope.id });
+        const record = this.client.record(target, id, message, {
+          id: messageId,
+          causationId: envelope.id,
+          correlationId: envelope.correlationId || envelope.id,
+        });
         outbox.push({ id: messageId, topic: record.topic, key: record.key, value: record.value, headers: {} });
       },
       schedule: (name, due, message) => {
-        timersSet.push({ actor: ref, name, dueAt: dueAt(due, now), shard: shardOf(ref.type, partitionFor(ref.id, this.options.partitions)), message: codec.encode(message) });
+        timersSet.push({
+          actor: ref,
+          name,
+          dueAt: dueAt(due, now),
+          shard: shardOf(ref.type, partitionFor(ref.id, this.options.partitions)),
+          message: codec.encode(message),
+        });
       },
       cancelTimer: (name) => {
         timersCancelled.push(name);
@@ -335,7 +349,13 @@ export class ActorSystem {
 
   private async deadLetter(activation: Activation, envelope: Envelope, offset: number, attempts: number, error: Error): Promise<void> {
     const code = error instanceof RuntimeError ? error.code : RuntimeErrorCode.TurnFailed;
-    const letter = DeadLetter.encode({ envelope, errorCode: code, errorMessage: error.message, attempts, failedAt: this.options.clock() }).finish();
+    const letter = DeadLetter.encode({
+      envelope,
+      errorCode: code,
+      errorMessage: error.message,
+      attempts,
+      failedAt: this.options.clock(),
+    }).finish();
     await this.options.transport.send([{ topic: DEAD_LETTER_TOPIC, key: `${activation.ref.type}/${activation.ref.id}`, value: letter }]);
     // Recorded as applied, so the poisonous message is not delivered again; the actor goes on.
     await this.options.store.commitTurn({
@@ -346,7 +366,14 @@ export class ActorSystem {
       fence: this.fences.get(activation.scope),
     });
     activation.lastInputOffset = Math.max(offset, activation.lastInputOffset ?? -1);
-    this.options.onError(new ActorError(RuntimeErrorCode.TurnFailed, activation.ref, `dead-lettered message ${envelope.id} after ${attempts} tries: ${error.message}`, { cause: error }));
+    this.options.onError(
+      new ActorError(
+        RuntimeErrorCode.TurnFailed,
+        activation.ref,
+        `dead-lettered message ${envelope.id} after ${attempts} tries: ${error.message}`,
+        { cause: error },
+      ),
+    );
     await this.client.reply(envelope, { ok: false, code, message: error.message }, activation.codec);
   }
 
@@ -389,7 +416,10 @@ export class ActorSystem {
     if (activation.unsent.length === 0) return;
     const messages = activation.unsent;
     await this.options.transport.send(messages.map(({ topic, key, value, headers }) => ({ topic, key, value, headers })));
-    await this.options.store.markSent(activation.ref, messages.map((message) => message.id));
+    await this.options.store.markSent(
+      activation.ref,
+      messages.map((message) => message.id),
+    );
     activation.unsent = activation.unsent.filter((message) => !messages.includes(message));
   }
 
@@ -414,13 +444,14 @@ function dueAt(due: TimerDue, now: number): number {
   return 'at' in due ? due.at : now + due.delayMs;
 }
 
+/** Runs `run` over the items, at most `limit` at a time; `run` reports its own failures. */
 async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {
-      const item = items[next];
+      const item = items[next] as T;
       next += 1;
-      await run(item as T);
+      await run(item);
     }
   });
   await Promise.all(workers);
@@ -437,8 +468,10 @@ function validate(options: ActorSystemOptions): void {
   positiveInteger('maxInFlightPerPartition', options.maxInFlightPerPartition);
   positiveInteger('askTimeoutMs', options.askTimeoutMs);
   positiveInteger('retry.maxAttempts', options.retry.maxAttempts);
-  if (options.actors.length === 0) throw new RuntimeError(RuntimeErrorCode.InvalidOptions, 'ActorSystem option actors must name at least one actor type');
+  if (options.actors.length === 0)
+    throw new RuntimeError(RuntimeErrorCode.InvalidOptions, 'ActorSystem option actors must name at least one actor type');
   const names = options.actors.map((type) => type.type);
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-  if (duplicate !== undefined) throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `ActorSystem option actors names type "${duplicate}" twice`);
+  if (duplicate !== undefined)
+    throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `ActorSystem option actors names type "${duplicate}" twice`);
 }

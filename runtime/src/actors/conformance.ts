@@ -103,7 +103,12 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       const ledger = ledgerActor(type);
       // Messages go into the log before any node consumes them; the child blocks inside the
       // turn of 7, after committing 1..6 and before committing 7.
-      await send(plan, ledger, 'victim', Array.from({ length: 10 }, (_, i) => ({ type: 'add', n: i + 1 }) as const));
+      await send(
+        plan,
+        ledger,
+        'victim',
+        Array.from({ length: 10 }, (_, i) => ({ type: 'add', n: i + 1 }) as const),
+      );
 
       const child = startChild({ transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, blockAt: 7 });
       await child.waitFor('MID-TURN');
@@ -225,7 +230,12 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
 }
 
 /** Puts messages into an actor's topic while no node consumes it. */
-async function send(plan: RuntimeFixture, ledger: ReturnType<typeof ledgerActor>, id: string, messages: readonly LedgerMessage[]): Promise<void> {
+async function send(
+  plan: RuntimeFixture,
+  ledger: ReturnType<typeof ledgerActor>,
+  id: string,
+  messages: readonly LedgerMessage[],
+): Promise<void> {
   const transport = await openTransport(plan.transport);
   try {
     await transport.createTopic(actorTopic(ledger.type), PARTITIONS);
@@ -260,7 +270,9 @@ interface Child {
 }
 
 function startChild(plan: object): Child {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(plan)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const waiters: { line: string; resolve(): void }[] = [];
   let stderr = '';
