@@ -16,6 +16,8 @@ export const RuntimeErrorCode = {
   Unavailable: 'UNAVAILABLE',
   /** Stored data failed a checksum or could not be decoded. */
   Corrupt: 'CORRUPT',
+  /** An argument of a call is invalid; the message names it. */
+  InvalidArgument: 'INVALID_ARGUMENT',
   /** Options given to a constructor are invalid. */
   InvalidOptions: 'INVALID_OPTIONS',
   /** The component was closed and takes no more work. */

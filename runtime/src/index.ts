@@ -11,5 +11,7 @@ export { RuntimeError, ActorError, TransportError, RuntimeErrorCode } from './er
 export { openTransport, type TransportConfig } from './transport/open.js';
 export { openStore, type StoreConfig } from './store/open.js';
 export { partitionFor } from './transport/partitioner.js';
+export { openServices, type ServicesConfig } from './services/open.js';
+export type { ClusterServices, RateLimiter, ResponseCache, PubSub, BucketLimit, TakeResult, Unsubscribe } from './services/services.js';
 export type { Transport, ProducerRecord, ConsumedRecord, PartitionBatch, PartitionAssignment, SubscribeOptions, Subscription } from './transport/transport.js';
 export type { Store, ActorRef, TurnWrite, ActorRecord, Timer, Fence, Snapshot, StoredEvent, OutboxMessage } from './store/store.js';

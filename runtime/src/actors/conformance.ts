@@ -3,15 +3,15 @@
  * pair — embedded log with SQLite, and Kafka with Cassandra. Crash tests kill real child
  * processes rather than calling a method that pretends to crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { DeadLetter } from '@troupe/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuntimeErrorCode } from '../errors.js';
 import { openStore, type StoreConfig } from '../store/open.js';
 import type { Store } from '../store/store.js';
+import { startChild } from '../testing/child-process.js';
+import { eventually } from '../testing/eventually.js';
 import { openTransport, type TransportConfig } from '../transport/open.js';
 import type { Transport } from '../transport/transport.js';
 import { actorTopic, defineActor } from './actor.js';
@@ -110,7 +110,7 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
         Array.from({ length: 10 }, (_, i) => ({ type: 'add', n: i + 1 }) as const),
       );
 
-      const child = startChild({ transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, blockAt: 7 });
+      const child = startChild(CHILD, { transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, blockAt: 7 });
       await child.waitFor('MID-TURN');
       await child.kill();
 
@@ -128,7 +128,7 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       // One message only: nothing but its own redelivery brings the forwarder back to send it.
       await send(plan, ledger, 'forwarder', [{ type: 'forward', to: 'sink', n: 1 }]);
 
-      const child = startChild({ transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, holdSendsTo: 'sink' });
+      const child = startChild(CHILD, { transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, holdSendsTo: 'sink' });
       await child.waitFor('HOLDING-SEND');
       await child.kill();
       const afterCrash = await openStore(plan.store);
@@ -164,7 +164,7 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       const ledger = ledgerActor(type);
       await send(plan, ledger, 'sleeper', [{ type: 'remind', delayMs: 1_500 }]);
 
-      const child = startChild({ transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, waitForScheduled: 'sleeper' });
+      const child = startChild(CHILD, { transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, waitForScheduled: 'sleeper' });
       await child.waitFor('SCHEDULED');
       await child.kill();
 
@@ -249,50 +249,4 @@ async function send(
 
 function uniqueType(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
-
-interface Child {
-  waitFor(line: string): Promise<void>;
-  kill(): Promise<void>;
-}
-
-function startChild(plan: object): Child {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(plan)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const waiters: { line: string; resolve(): void }[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const waiter of waiters.filter((w) => w.line === line)) waiter.resolve();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    waitFor: (line) =>
-      new Promise<void>((resolve, reject) => {
-        if (lines.includes(line)) return resolve();
-        waiters.push({ line, resolve });
-        void exited.then(() => reject(new Error(`child exited before printing ${line}: ${stderr}`)));
-        setTimeout(() => reject(new Error(`child did not print ${line} within 30s: ${stderr}`)), 30_000).unref();
-      }),
-    kill: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
 }
