@@ -71,7 +71,14 @@ export async function startPrivateServer<K extends keyof PrivateEndpoints>(name:
   let pids = started.pids;
   writeRegistry([...readRegistry(), ...pids]);
   const signal = (sig: NodeJS.Signals) => {
-    for (const pid of pids) process.kill(-pid, sig);
+    for (const pid of pids) {
+      try {
+        process.kill(-pid, sig);
+      } catch (error) {
+        // ESRCH: the process group is gone already, which is what every signal here wants or allows.
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    }
   };
   const stop = async ({ hard = false } = {}) => {
     if (hard) signal('SIGKILL');

@@ -8,11 +8,13 @@ import { fileURLToPath } from 'node:url';
 import type { Comparison } from './measure.js';
 import { markdown, versions } from './report.js';
 import { actorPath } from './scenarios/actor-path.js';
+import { llmPool } from './scenarios/llm-pool.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const SCENARIOS: { name: string; sizes: { quick: number[]; full: number[] }; run(size: number): Promise<Comparison[]> }[] = [
   { name: 'actor path', sizes: { quick: [4_000], full: [20_000, 200_000, 2_000_000] }, run: actorPath },
+  { name: 'llm pool (concurrency C)', sizes: { quick: [128], full: [128, 512] }, run: (concurrency) => llmPool(concurrency) },
 ];
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -22,6 +22,20 @@ export const RuntimeErrorCode = {
   InvalidOptions: 'INVALID_OPTIONS',
   /** The component was closed and takes no more work. */
   Closed: 'CLOSED',
+  /** An LLM call would take a project, client or org past its budget; the project pauses or fails. */
+  BudgetExceeded: 'BUDGET_EXCEEDED',
+  /** An LLM provider answered with an error or did not answer; `retriable` says whether trying again may help. */
+  ProviderFailed: 'PROVIDER_FAILED',
+  /** A provider (HTTP 429) or the RPM/TPM limiter refused for now; retriable after a wait. */
+  RateLimited: 'RATE_LIMITED',
+  /** A provider's circuit breaker is open after repeated failures; calls fail fast until it half-opens. */
+  CircuitOpen: 'CIRCUIT_OPEN',
+  /** A task keeps producing the same LLM output. */
+  StuckLoop: 'STUCK_LOOP',
+  /** An LLM kept answering without the structure that was asked for, repair prompts included. */
+  MalformedOutput: 'MALFORMED_OUTPUT',
+  /** An agent task cannot run as given (e.g. its prompt names a variable it does not supply). */
+  InvalidTask: 'INVALID_TASK',
 } as const;
 
 export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];

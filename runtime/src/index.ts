@@ -15,3 +15,100 @@ export { openServices, type ServicesConfig } from './services/open.js';
 export type { ClusterServices, RateLimiter, ResponseCache, PubSub, BucketLimit, TakeResult, Unsubscribe } from './services/services.js';
 export type { Transport, ProducerRecord, ConsumedRecord, PartitionBatch, PartitionAssignment, SubscribeOptions, Subscription } from './transport/transport.js';
 export type { Store, ActorRef, TurnWrite, ActorRecord, Timer, Fence, Snapshot, StoredEvent, OutboxMessage } from './store/store.js';
+export {
+  LlmClient,
+  LLM_CLIENT_DEFAULTS,
+  type LlmCall,
+  type LlmCaller,
+  type CallResult,
+  type ResultSource,
+  type RegisteredProvider,
+  type LlmClientOptions,
+} from './llm/client.js';
+export {
+  AgentPool,
+  AGENT_POOL_DEFAULTS,
+  type AgentPoolSpec,
+  type AgentPoolOptions,
+  type AgentTaskInput,
+  type AgentTaskOutcome,
+  type AgentPoolStats,
+} from './llm/agent-pool.js';
+export type { OutputSpec, FieldType, TaskOutput, CallSummary } from './llm/agent-contract.js';
+export {
+  JournaledLlm,
+  llmCallActor,
+  LLM_CALL_ACTOR,
+  JOURNALED_LLM_DEFAULTS,
+  type JournaledLlmOptions,
+  type LeaseHolder,
+  type LlmCallMessage,
+  type LlmCallEvent,
+  type LlmCallReply,
+  type LlmCallState,
+} from './llm/journal.js';
+export {
+  Budgets,
+  type BudgetLimit,
+  type BudgetUsage,
+  type BudgetAmount,
+  type ProjectBudgetState,
+  type BudgetExceededEvent,
+  type Reservation,
+} from './llm/budget.js';
+export { CostLedger, type CallAccount, type LedgerEntry, type LedgerTotals, type LedgerRow, type LedgerFilter } from './llm/ledger.js';
+export { PriceTable, type ModelPrice, type CallCost } from './llm/pricing.js';
+export {
+  LlmRateLimiter,
+  LLM_RATE_LIMITER_DEFAULTS,
+  LlmResponseCache,
+  LLM_RESPONSE_CACHE_DEFAULTS,
+  CircuitBreaker,
+  CIRCUIT_BREAKER_DEFAULTS,
+  StuckLoopDetector,
+  STUCK_LOOP_DEFAULTS,
+  LLM_RETRY_DEFAULTS,
+  responseCacheKey,
+  type RateLimits,
+  type LlmRetryPolicy,
+  type CircuitState,
+  type LlmRateLimiterOptions,
+  type LlmResponseCacheOptions,
+} from './llm/resilience.js';
+export { createProvider, type ModelProviderSpec } from './llm/providers/create-provider.js';
+export type {
+  LlmProvider,
+  ProviderType,
+  CompletionRequest,
+  Completion,
+  StreamEvent,
+  Usage,
+  FinishReason,
+  ChatMessage,
+  HostedProviderOptions,
+} from './llm/providers/provider.js';
+export { OpenAiProvider } from './llm/providers/openai.js';
+export { AnthropicProvider } from './llm/providers/anthropic.js';
+export { OllamaProvider, type OllamaProviderOptions } from './llm/providers/ollama.js';
+export { SimulatedProvider, simulateAnswer, type SimulatedProviderOptions, type SimulatedModelOptions } from './llm/providers/simulated.js';
+export {
+  SimulatedServer,
+  SIMULATED_SERVER_DEFAULTS,
+  type SimulatedServerOptions,
+  type SimulatedFault,
+  type SimulatedServerStats,
+  type WireFormat,
+} from './llm/simulated-server.js';
+export {
+  LlmError,
+  ProviderError,
+  BudgetExceededError,
+  CircuitOpenError,
+  RateLimitedError,
+  StuckLoopError,
+  MalformedOutputError,
+  InvalidTaskError,
+  type BudgetLevel,
+  type OnExceeded,
+} from './llm/errors.js';
+export { countTokens, countChatTokens } from './llm/tokens.js';

@@ -12,6 +12,7 @@ import { ledgerActor, type LedgerState } from './conformance-actors.js';
 interface ChildPlan {
   transport: TransportConfig;
   store: StoreConfig;
+  groupId: string;
   type: string;
   partitions: number;
   /** Block forever inside the turn that adds this number, after saying MID-TURN. */
@@ -43,7 +44,14 @@ const ledger = ledgerActor(plan.type, {
     },
   },
 });
-const system = await ActorSystem.start({ transport, store, actors: [ledger], partitions: plan.partitions, nodeId: `child-${process.pid}` });
+const system = await ActorSystem.start({
+  transport,
+  store,
+  actors: [ledger],
+  partitions: plan.partitions,
+  groupId: plan.groupId,
+  nodeId: `child-${process.pid}`,
+});
 console.log('STARTED');
 if (plan.waitForScheduled !== undefined) {
   for (;;) {

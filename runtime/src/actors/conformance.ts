@@ -36,20 +36,29 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     });
 
-    async function fixture(): Promise<RuntimeFixture> {
+    /** A test's Transport and Store, and a consumer group of its own shared by its nodes. */
+    async function fixture(): Promise<RuntimeFixture & { groupId: string }> {
       const created = await setup();
       cleanups.push(() => created.cleanup());
-      return created;
+      return { ...created, groupId: uniqueType('runtime') };
     }
 
     async function node(
-      plan: RuntimeFixture,
+      plan: RuntimeFixture & { groupId: string },
       actors: ActorSystemOptions['actors'],
       options: Partial<ActorSystemOptions> = {},
     ): Promise<{ system: ActorSystem; transport: Transport; store: Store; stop(): Promise<void> }> {
       const transport = await openTransport(plan.transport);
       const store = await openStore(plan.store);
-      const system = await ActorSystem.start({ transport, store, actors, partitions: PARTITIONS, onError: () => {}, ...options });
+      const system = await ActorSystem.start({
+        transport,
+        store,
+        actors,
+        partitions: PARTITIONS,
+        groupId: plan.groupId,
+        onError: () => {},
+        ...options,
+      });
       let stopped = false;
       const stop = async () => {
         if (stopped) return;
@@ -110,7 +119,14 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
         Array.from({ length: 10 }, (_, i) => ({ type: 'add', n: i + 1 }) as const),
       );
 
-      const child = startChild(CHILD, { transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, blockAt: 7 });
+      const child = startChild(CHILD, {
+        transport: plan.transport,
+        store: plan.store,
+        groupId: plan.groupId,
+        type,
+        partitions: PARTITIONS,
+        blockAt: 7,
+      });
       await child.waitFor('MID-TURN');
       await child.kill();
 
@@ -128,7 +144,14 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       // One message only: nothing but its own redelivery brings the forwarder back to send it.
       await send(plan, ledger, 'forwarder', [{ type: 'forward', to: 'sink', n: 1 }]);
 
-      const child = startChild(CHILD, { transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, holdSendsTo: 'sink' });
+      const child = startChild(CHILD, {
+        transport: plan.transport,
+        store: plan.store,
+        groupId: plan.groupId,
+        type,
+        partitions: PARTITIONS,
+        holdSendsTo: 'sink',
+      });
       await child.waitFor('HOLDING-SEND');
       await child.kill();
       const afterCrash = await openStore(plan.store);
@@ -164,7 +187,14 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       const ledger = ledgerActor(type);
       await send(plan, ledger, 'sleeper', [{ type: 'remind', delayMs: 1_500 }]);
 
-      const child = startChild(CHILD, { transport: plan.transport, store: plan.store, type, partitions: PARTITIONS, waitForScheduled: 'sleeper' });
+      const child = startChild(CHILD, {
+        transport: plan.transport,
+        store: plan.store,
+        groupId: plan.groupId,
+        type,
+        partitions: PARTITIONS,
+        waitForScheduled: 'sleeper',
+      });
       await child.waitFor('SCHEDULED');
       await child.kill();
 

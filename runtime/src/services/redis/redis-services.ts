@@ -72,9 +72,9 @@ export class RedisServices implements ClusterServices {
       // Without this ioredis would keep reconnecting in the background for a caller that gave up.
       for (const connection of connections) connection.disconnect();
       throw redisError(`connect to ${new URL(resolved.url).host}`, failure ?? error);
-    } finally {
-      for (const connection of connections) connection.off('error', remember);
     }
+    // ioredis reports every failed reconnect as an 'error' event, and logs it as unhandled when no
+    // one listens; the commands themselves fail with the cause, so the events need only be heard.
     return new RedisServices(client, subscriber, resolved.keyPrefix);
   }
 

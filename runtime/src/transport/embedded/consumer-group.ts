@@ -4,6 +4,7 @@
  * persist the epoch, assign again. The committed offsets and the epoch live in
  * `<dir>/groups/<groupId>.json`, replaced atomically, so both survive restarts.
  */
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { RuntimeError, RuntimeErrorCode, toError } from '../../errors.js';
 import type { PartitionAssignment, SubscribeOptions, Subscription } from '../transport.js';
@@ -195,6 +196,8 @@ class Member {
   activate(epoch: number, starts: readonly Start[]): void {
     if (starts.length === 0) return;
     const controller = new AbortController();
+    // Every partition's consumer waits on this one signal while it is caught up.
+    setMaxListeners(0, controller.signal);
     const assignments = starts.map(({ topic, partition }) => ({ topic, partition, epoch }));
     this.#active = { assignments, controller, running: this.#run(assignments, starts, controller.signal) };
   }

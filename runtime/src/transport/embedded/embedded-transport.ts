@@ -101,7 +101,7 @@ export class EmbeddedTransport implements Transport {
     this.#assertOpen();
     checkName('topic', topic);
     if (!Number.isInteger(partitions) || partitions < 1) {
-      throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, undefined, `partition count must be a positive integer, got ${partitions}`);
+      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `partition count must be a positive integer, got ${partitions}`);
     }
     // One creation at a time, so two calls for a new topic cannot both build it.
     const created = this.#topicCreation.then(() => this.#createTopic(topic, partitions));
@@ -124,7 +124,7 @@ export class EmbeddedTransport implements Transport {
       try {
         return [log, encodeFrame({ key: record.key, headers: record.headers ?? {}, value: record.value, timestamp: Date.now() })];
       } catch (cause) {
-        throw new TransportError(RuntimeErrorCode.InvalidOptions, record.topic, partition, `cannot encode record with key ${JSON.stringify(record.key)}`, { cause });
+        throw new TransportError(RuntimeErrorCode.InvalidArgument, record.topic, partition, `cannot encode record with key ${JSON.stringify(record.key)}`, { cause });
       }
     });
     if (frames.length === 0) return;
@@ -225,7 +225,7 @@ export class EmbeddedTransport implements Transport {
     const existing = this.#topics.get(topic);
     if (existing) {
       if (existing.length === partitions) return;
-      throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, undefined, `exists with ${existing.length} partitions, not ${partitions}`);
+      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `exists with ${existing.length} partitions, not ${partitions}`);
     }
     const topicsDir = join(this.#options.dir, 'topics');
     const durable = this.#options.fsync === 'always';
@@ -245,14 +245,14 @@ export class EmbeddedTransport implements Transport {
 
   #logsOf(topic: string): readonly PartitionLog[] {
     const logs = this.#topics.get(topic);
-    if (!logs) throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, undefined, 'no such topic; create it with createTopic first');
+    if (!logs) throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, 'no such topic; create it with createTopic first');
     return logs;
   }
 
   #partitionLog(topic: string, partition: number): PartitionLog {
     const logs = this.#logsOf(topic);
     const log = Number.isInteger(partition) ? logs[partition] : undefined;
-    if (!log) throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, partition, `no such partition; the topic has partitions 0..${logs.length - 1}`);
+    if (!log) throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, partition, `no such partition; the topic has partitions 0..${logs.length - 1}`);
     return log;
   }
 
