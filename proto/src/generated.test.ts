@@ -154,6 +154,7 @@ describe('RuntimeService over grpc-js', () => {
     cancelProject: unimplemented,
     approve: unimplemented,
     getProject: unimplemented,
+    listProjects: unimplemented,
     listPools: unimplemented,
     health: (_call, callback) =>
       callback(null, {
