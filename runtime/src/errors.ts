@@ -36,6 +36,16 @@ export const RuntimeErrorCode = {
   MalformedOutput: 'MALFORMED_OUTPUT',
   /** An agent task cannot run as given (e.g. its prompt names a variable it does not supply). */
   InvalidTask: 'INVALID_TASK',
+  /** The caller sent no credentials, or a token that is malformed, forged or expired. */
+  Unauthenticated: 'UNAUTHENTICATED',
+  /** The caller's token does not allow the operation (another tenant's namespace, a role without the right). */
+  PermissionDenied: 'PERMISSION_DENIED',
+  /** What the request names does not exist (a project, an artefact, a route). */
+  NotFound: 'NOT_FOUND',
+  /** A request body or stream message is larger than the limit. */
+  TooLarge: 'TOO_LARGE',
+  /** A per-connection or per-server limit (connections, subscriptions) is reached; retriable later. */
+  ResourceExhausted: 'RESOURCE_EXHAUSTED',
 } as const;
 
 export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];

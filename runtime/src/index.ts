@@ -8,6 +8,11 @@ export { ActorClient, REPLY_TOPIC, type ActorClientOptions } from './actors/acto
 export { defineActor, actorTopic, jsonCodec, type ActorType, type ActorContext, type Codec, type TimerDue } from './actors/actor.js';
 export { RETRY_DEFAULTS, type RetryPolicy } from './actors/supervision.js';
 export { RuntimeError, ActorError, TransportError, RuntimeErrorCode } from './errors.js';
+export { startEmbeddedRuntime, type EmbeddedRuntime, type EmbeddedRuntimeOptions } from './embedded.js';
+export { Company, COMPANY_DEFAULTS, type CompanyOptions } from './domain/company.js';
+export type { PoolResource } from './domain/pools.js';
+export type { RuntimeApi, WatchFilter, StopWatching, ArtifactContent } from './api/runtime-api.js';
+export { startGrpcServer, type GrpcServerHandle } from './api/grpc-server.js';
 export { openTransport, type TransportConfig } from './transport/open.js';
 export { openStore, type StoreConfig } from './store/open.js';
 export { partitionFor } from './transport/partitioner.js';

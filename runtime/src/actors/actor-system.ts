@@ -106,9 +106,13 @@ export class ActorSystem {
       askTimeoutMs: this.options.askTimeoutMs,
       clock: this.options.clock,
     });
+    const reportError = (error: unknown) => this.options.onError(toError(error));
     this.local = new LocalActors(
       this.options.clock,
-      (type, id, message) => void this.client.tell(type, id, message).catch((error: unknown) => this.options.onError(toError(error))),
+      {
+        tell: (type, id, message) => void this.client.tell(type, id, message).catch(reportError),
+        publish: (topic, key, value) => void this.options.transport.send([{ topic, key, value }]).catch(reportError),
+      },
       this.options.onError,
     );
     this.timers = new TimerService(this.options.store, this.options.transport, this.options.clock, (error) =>
@@ -309,6 +313,9 @@ export class ActorSystem {
           correlationId: envelope.correlationId || envelope.id,
         });
         outbox.push({ id: messageId, topic: record.topic, key: record.key, value: record.value, headers: {} });
+      },
+      publish: (topic, key, value) => {
+        outbox.push({ id: `${envelope.id}/${outbox.length}`, topic, key, value, headers: {} });
       },
       schedule: (name, due, message) => {
         timersSet.push({

@@ -35,6 +35,11 @@ export interface ActorContext<State, Message, Event> {
   emit(event: Event): void;
   /** Sends a message to another actor once this turn is durable. */
   tell<M>(target: ActorType<unknown, M, unknown, unknown>, id: string, message: M): void;
+  /**
+   * Appends a record to a topic that is not an actor's (e.g. `troupe.events`) once this turn is
+   * durable; a replayed turn appends the same record again, which readers drop by content.
+   */
+  publish(topic: string, key: string, value: Uint8Array): void;
   /** Delivers `message` to this actor at `due`, even across restarts; replaces a timer of the same name. */
   schedule(name: string, due: TimerDue, message: Message): void;
   cancelTimer(name: string): void;

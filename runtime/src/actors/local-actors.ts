@@ -16,8 +16,11 @@ interface Settle {
   reject(error: Error): void;
 }
 
-/** Delivers to durable actors; supplied by the actor system so local turns can reach them. */
-export type DurableTell = (type: AnyActorType, id: string, message: unknown) => void;
+/** How local turns reach the durable world; supplied by the actor system. Sends are not awaited. */
+export interface DurableSends {
+  tell(type: AnyActorType, id: string, message: unknown): void;
+  publish(topic: string, key: string, value: Uint8Array): void;
+}
 
 /**
  * One non-durable actor: its state, its mailbox (messages, and for asks the promise to settle,
@@ -72,6 +75,10 @@ class Mailbox implements ActorContext<unknown, unknown, unknown> {
 
   cancelTimer(): void {
     throw new ActorError(RuntimeErrorCode.InvalidOptions, this.self, 'a non-durable actor has no durable timers');
+  }
+
+  publish(topic: string, key: string, value: Uint8Array): void {
+    this.actors.durable.publish(topic, key, value);
   }
 
   /** Runs queued messages in order; suspends only at a handler that returns a promise. */
@@ -130,7 +137,7 @@ export class LocalActors {
 
   constructor(
     readonly clock: () => number,
-    private readonly tellDurable: DurableTell,
+    readonly durable: DurableSends,
     readonly onError: (error: Error) => void,
   ) {}
 
@@ -141,7 +148,7 @@ export class LocalActors {
   /** Enqueues a message for a non-durable actor; durable targets go to `tellDurable`. */
   deliver(type: AnyActorType, id: string, message: unknown, settle: Settle | undefined): void {
     if (type.durable !== false) {
-      this.tellDurable(type, id, message);
+      this.durable.tell(type, id, message);
       return;
     }
     let byId = this.mailboxes.get(type);

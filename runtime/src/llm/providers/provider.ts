@@ -63,6 +63,8 @@ export interface LlmProvider {
   complete(request: CompletionRequest): Promise<Completion>;
   /** Makes one streaming request; the last event carries the usage. */
   stream(request: CompletionRequest): AsyncIterable<StreamEvent>;
+  /** Releases what the provider holds open (keep-alive connections), when it holds any. */
+  close?(): void;
 }
 
 /** Statuses worth another try: throttling, timeouts, conflicts and server-side failures. */

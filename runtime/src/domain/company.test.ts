@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProjectPhase, type Event } from '@troupe/proto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startEmbeddedRuntime, type EmbeddedRuntime } from '../embedded.js';
+import { createProvider } from '../llm/providers/create-provider.js';
+import { SimulatedServer } from '../llm/simulated-server.js';
+import { eventually } from '../testing/eventually.js';
+import { SIM_PRICES, samplePools, submitCommand } from './company-fixtures.js';
+
+describe('the company, embedded, on the simulated provider over HTTP', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function company(server: SimulatedServer): Promise<{ runtime: EmbeddedRuntime; dataDir: string }> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'troupe-company-'));
+    const runtime = await startEmbeddedRuntime({
+      dataDir,
+      providers: [createProvider('simulated', { type: 'simulated', baseURL: server.openaiBaseURL, pricing: SIM_PRICES })],
+      pools: [...samplePools('acme'), ...samplePools('globex')],
+      taskCheckMs: 1_000,
+    });
+    cleanups.push(async () => {
+      await runtime.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    return { runtime, dataDir };
+  }
+
+  async function simulatedServer(): Promise<SimulatedServer> {
+    const server = await SimulatedServer.start({ latencyMs: 20, tokensPerSecond: Infinity, seed: 11 });
+    cleanups.push(() => server.close());
+    return server;
+  }
+
+  it('runs a project through every phase, waits at its approval gate, and delivers verified artefacts', async () => {
+    const server = await simulatedServer();
+    const { runtime, dataDir } = await company(server);
+    const events: Event[] = [];
+    await runtime.company.watch({ namespace: 'acme', project: 'storefront' }, (event) => events.push(event));
+
+    await runtime.company.submitProject('submit-1', submitCommand('acme', 'storefront', { approvals: ['architecture'] }));
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'storefront'))?.status?.phase).toBe(ProjectPhase.AWAITING_APPROVAL);
+    }, 30_000);
+    expect((await runtime.company.getProject('acme', 'storefront'))?.status?.currentPhase).toBe('architecture');
+    await expect(
+      runtime.company.approve('a0', { namespace: 'acme', name: 'storefront', phase: 'review', approvedBy: 'me' }),
+    ).rejects.toThrow(/does not wait for approval of review: it waits for approval of architecture/);
+    await runtime.company.approve('a1', { namespace: 'acme', name: 'storefront', phase: 'architecture', approvedBy: 'ceo@acme' });
+
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'storefront'))?.status?.phase).toBe(ProjectPhase.DELIVERED);
+    }, 60_000);
+    const status = (await runtime.company.getProject('acme', 'storefront'))?.status;
+    const names = status?.artifacts.map((artifact) => artifact.name) ?? [];
+    expect(names).toEqual(expect.arrayContaining(['requirements.md', 'architecture.md', 'src/index.ts', 'README.md']));
+    expect(names.some((name) => name.startsWith('tests/acceptance-'))).toBe(true);
+    expect(names.filter((name) => name.startsWith('src/')).length).toBeGreaterThan(1);
+    for (const artifact of status?.artifacts ?? []) {
+      const bytes = readFileSync(join(dataDir, 'artifacts', 'acme', 'storefront', artifact.name));
+      expect(createHash('sha256').update(bytes).digest('hex'), artifact.name).toBe(artifact.sha256);
+      expect(bytes.byteLength).toBe(artifact.bytes);
+    }
+    expect(status?.progress?.percent).toBe(100);
+
+    // The ledger, the project's status and the provider's own count agree.
+    const totals = runtime.ledger.totals({ project: 'acme/storefront' });
+    expect(status?.cost?.llmCalls).toBe(server.stats().completions);
+    expect(totals.calls).toBe(server.stats().completions);
+    expect(status?.cost?.usd).toBeCloseTo(totals.costUSD, 9);
+    expect(status?.cost?.usd).toBeGreaterThan(0);
+
+    // Watchers saw the approval gate and the delivery, in sequence.
+    const kinds = events.map((event) => event.event?.$case);
+    expect(kinds).toContain('approvalRequested');
+    expect(kinds).toContain('projectDelivered');
+    const sequences = events.map((event) => event.sequence);
+    expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+  }, 120_000);
+
+  it('runs several projects of two clients at once on shared pools, each to delivery', async () => {
+    const server = await simulatedServer();
+    const { runtime } = await company(server);
+    const projects = [
+      ['acme', 'shop'],
+      ['acme', 'blog'],
+      ['globex', 'crm'],
+    ] as const;
+    await Promise.all(projects.map(([ns, name]) => runtime.company.submitProject(`${ns}-${name}`, submitCommand(ns, name))));
+    await eventually(async () => {
+      const phases = await Promise.all(projects.map(async ([ns, name]) => (await runtime.company.getProject(ns, name))?.status?.phase));
+      expect(phases).toEqual(projects.map(() => ProjectPhase.DELIVERED));
+    }, 90_000);
+    expect((await runtime.company.listProjects('acme')).map((p) => p.name).sort()).toEqual(['blog', 'shop']);
+    expect((await runtime.company.listProjects()).length).toBe(3);
+  }, 120_000);
+
+  it('pauses a project at its budget and resumes it when the budget is raised', async () => {
+    const server = await simulatedServer();
+    const { runtime } = await company(server);
+    await runtime.company.submitProject('tight-1', submitCommand('acme', 'tight', { maxCostUSD: 0.004 }));
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'tight'))?.status?.phase).toBe(ProjectPhase.PAUSED);
+    }, 30_000);
+    const paused = await runtime.company.getProject('acme', 'tight');
+    expect(paused?.status?.cost?.usd ?? 0).toBeLessThanOrEqual(0.004);
+
+    await runtime.company.submitProject('tight-2', { ...submitCommand('acme', 'tight', { maxCostUSD: 5 }), generation: 2 });
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'tight'))?.status?.phase).toBe(ProjectPhase.DELIVERED);
+    }, 60_000);
+  }, 120_000);
+});

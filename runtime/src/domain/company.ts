@@ -1,0 +1,287 @@
+/**
+ * The company: the domain composed on the actor runtime. It starts the Project, index and task
+ * runner actors and the journaled LLM pools on an ActorSystem, and serves the RuntimeApi that
+ * gRPC, the gateway and the reconcilers use.
+ */
+import { hostname } from 'node:os';
+import {
+  BudgetAction,
+  Deliverable as DeliverableCode,
+  Event,
+  type Approve,
+  type CancelProject,
+  type PoolEntry,
+  type ProjectSummary,
+  type ScalePool,
+  type SubmitProject,
+} from '@troupe/proto';
+import { defineActor } from '../actors/actor.js';
+import { ActorSystem } from '../actors/actor-system.js';
+import type { ArtifactContent, RuntimeApi, StopWatching, WatchFilter } from '../api/runtime-api.js';
+import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import { AgentPool, type AgentPoolSpec } from '../llm/agent-pool.js';
+import type { Budgets } from '../llm/budget.js';
+import type { LlmCaller } from '../llm/client.js';
+import { JournaledLlm, llmCallActor } from '../llm/journal.js';
+import type { Store } from '../store/store.js';
+import type { Subscription, Transport } from '../transport/transport.js';
+import type { ArtifactStore } from './artifacts.js';
+import { PoolRegistry, type PoolResource } from './pools.js';
+import { projectActor } from './project.actor.js';
+import { EVENTS_TOPIC } from './project-events.js';
+import type { ApproveReply, Deliverable, ProjectSpec } from './project.types.js';
+import { taskRunnerActor } from './task-runner.js';
+
+export interface CompanyOptions {
+  transport: Transport;
+  store: Store;
+  /** Who buys LLM calls (an LlmClient); every call goes through the journal first. */
+  llm: LlmCaller;
+  budgets: Budgets;
+  artifacts: ArtifactStore;
+  /** This node's name, stable across restarts (default: the hostname). */
+  nodeId: string;
+  /** The consumer group of the runtime nodes (default `troupe.runtime`). */
+  groupId: string;
+  /** Partitions of each actor topic and of `troupe.events` (default 16). */
+  partitions: number;
+  /** How often a project checks its running tasks are alive (default 30 s). */
+  taskCheckMs: number;
+  /** Agent worker threads per pool (default 1). */
+  poolThreads: number;
+  onError: (error: Error) => void;
+}
+
+export const COMPANY_DEFAULTS = {
+  nodeId: hostname(),
+  groupId: 'troupe.runtime',
+  partitions: 16,
+  taskCheckMs: 30_000,
+  poolThreads: 1,
+  onError: (error: Error) => console.error(`troupe: ${error.message}`),
+} as const satisfies Partial<CompanyOptions>;
+
+type Required = 'transport' | 'store' | 'llm' | 'budgets' | 'artifacts';
+
+const DELIVERABLES: Readonly<Record<number, Deliverable>> = {
+  [DeliverableCode.REQUIREMENTS]: 'requirements',
+  [DeliverableCode.ARCHITECTURE]: 'architecture',
+  [DeliverableCode.CODE]: 'code',
+  [DeliverableCode.TESTS]: 'tests',
+  [DeliverableCode.DOCS]: 'docs',
+  [DeliverableCode.DEPLOYMENT]: 'deployment',
+};
+
+/** What a project delivers when its spec names nothing: everything but deployment. */
+const DEFAULT_DELIVERABLES: readonly Deliverable[] = ['requirements', 'architecture', 'code', 'tests', 'docs'];
+
+/** Keeps the names of every project, so listings need no scan of the store. */
+const projectIndex = defineActor<string[], { type: 'add'; key: string } | { type: 'list' }, { added: string }, string[]>({
+  type: 'project-index',
+  initialState: () => [],
+  receive(ctx, message) {
+    if (message.type === 'add' && !ctx.state.includes(message.key)) ctx.emit({ added: message.key });
+    return ctx.state;
+  },
+  apply: (keys, event) => [...keys, event.added],
+});
+
+/**
+ * @example
+ * const company = await Company.start({ transport, store, llm, budgets, artifacts });
+ * await company.applyPool({ namespace: 'acme', name: 'developers', replicas: 2, spec });
+ * await company.submitProject('cmd-1', { namespace: 'acme', name: 'shop', uid, generation: 1, spec });
+ */
+export class Company implements RuntimeApi {
+  readonly options: CompanyOptions;
+  readonly pools: PoolRegistry;
+  private readonly system: ActorSystem;
+  private readonly project: ReturnType<typeof projectActor>;
+  private readonly watchers = new Set<{ filter: WatchFilter; onEvent: (event: Event) => void }>();
+  private events: Subscription | undefined;
+
+  private constructor(options: CompanyOptions, system: ActorSystem, project: ReturnType<typeof projectActor>, pools: PoolRegistry) {
+    this.options = options;
+    this.system = system;
+    this.project = project;
+    this.pools = pools;
+  }
+
+  static async start(options: Pick<CompanyOptions, Required> & Partial<CompanyOptions>): Promise<Company> {
+    const resolved: CompanyOptions = { ...COMPANY_DEFAULTS, ...options };
+    const running = new Set<string>();
+    const llmCall = llmCallActor();
+    let pools: PoolRegistry | undefined;
+    // The actor types refer to each other; the runner finds the project through this getter.
+    let project: ReturnType<typeof projectActor> | undefined;
+    const runner = taskRunnerActor({
+      pools: { resolve: (...args) => (pools as PoolRegistry).resolve(...args) } as PoolRegistry,
+      artifacts: resolved.artifacts,
+      budgets: resolved.budgets,
+      project: () => project as NonNullable<typeof project>,
+      running,
+      onError: resolved.onError,
+    });
+    project = projectActor({ runner, isRunning: (key) => running.has(key), taskCheckMs: resolved.taskCheckMs });
+    await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
+    const system = await ActorSystem.start({
+      transport: resolved.transport,
+      store: resolved.store,
+      actors: [project, projectIndex, runner, llmCall],
+      partitions: resolved.partitions,
+      groupId: resolved.groupId,
+      nodeId: resolved.nodeId,
+      onError: resolved.onError,
+    });
+    const journaled = new JournaledLlm(system, llmCall, resolved.llm, { node: resolved.nodeId, onError: resolved.onError });
+    pools = new PoolRegistry(
+      (name: string, spec: AgentPoolSpec) => new AgentPool({ name, spec, llm: journaled, threads: resolved.poolThreads }),
+    );
+    const company = new Company(resolved, system, project, pools);
+    await company.listen();
+    return company;
+  }
+
+  /** Creates or updates an agent pool (what the AgentPool reconciler does on this node). */
+  applyPool(resource: PoolResource): Promise<void> {
+    return this.pools.apply(resource);
+  }
+
+  async submitProject(commandId: string, command: SubmitProject): Promise<void> {
+    const spec = projectSpec(command);
+    const key = `${command.namespace}/${command.name}`;
+    await this.system.tell(projectIndex, 'all', { type: 'add', key }, { id: `${commandId}/index` });
+    await this.system.tell(
+      this.project,
+      key,
+      { type: 'submit', namespace: command.namespace, name: command.name, uid: command.uid, generation: command.generation, spec },
+      { id: commandId },
+    );
+  }
+
+  async cancelProject(commandId: string, command: CancelProject): Promise<void> {
+    await this.system.tell(
+      this.project,
+      `${command.namespace}/${command.name}`,
+      { type: 'cancel', reason: command.reason },
+      { id: commandId },
+    );
+  }
+
+  async approve(_commandId: string, command: Approve): Promise<void> {
+    const reply = (await this.system.ask(this.project, `${command.namespace}/${command.name}`, {
+      type: 'approve',
+      phase: command.phase,
+      by: command.approvedBy,
+    })) as ApproveReply;
+    if (!reply.ok) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, reply.message);
+  }
+
+  async scalePool(_commandId: string, command: ScalePool): Promise<void> {
+    if (!Number.isInteger(command.replicas) || command.replicas < 0 || command.replicas > 1000) {
+      throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `replicas must be an integer in 0..1000, got ${command.replicas}`);
+    }
+    this.pools.scale(command.namespace, command.pool, command.replicas);
+  }
+
+  async getProject(namespace: string, name: string): Promise<ProjectSummary | undefined> {
+    return (await this.system.ask(this.project, `${namespace}/${name}`, { type: 'get' })) as ProjectSummary | undefined;
+  }
+
+  async listProjects(namespace?: string): Promise<ProjectSummary[]> {
+    const keys = (await this.system.ask(projectIndex, 'all', { type: 'list' })) as string[];
+    const wanted = keys.filter((key) => namespace === undefined || key.startsWith(`${namespace}/`));
+    const summaries = await Promise.all(
+      wanted.map((key) => {
+        const [ns = '', name = ''] = key.split('/');
+        return this.getProject(ns, name);
+      }),
+    );
+    return summaries.filter((summary): summary is ProjectSummary => summary !== undefined);
+  }
+
+  async listPools(namespace?: string): Promise<PoolEntry[]> {
+    return this.pools.list(namespace);
+  }
+
+  async watch(filter: WatchFilter, onEvent: (event: Event) => void): Promise<StopWatching> {
+    const watcher = { filter, onEvent };
+    this.watchers.add(watcher);
+    return async () => void this.watchers.delete(watcher);
+  }
+
+  async artifact(namespace: string, project: string, name: string): Promise<ArtifactContent | undefined> {
+    const summary = await this.getProject(namespace, project);
+    const ref = summary?.status?.artifacts.find((artifact) => artifact.name === name);
+    if (ref === undefined) return undefined;
+    const bytes = await this.options.artifacts.get(namespace, project, name);
+    return bytes === undefined ? undefined : { name: ref.name, kind: ref.kind, sha256: ref.sha256, bytes };
+  }
+
+  async stop(): Promise<void> {
+    await this.events?.close();
+    await this.system.stop();
+    await this.pools.close();
+  }
+
+  /** Reads `troupe.events` from its end and hands each event to the watchers it matches. */
+  private async listen(): Promise<void> {
+    this.events = await this.options.transport.subscribe({
+      groupId: `${this.options.groupId}.events.${this.options.nodeId}`,
+      topics: [EVENTS_TOPIC],
+      start: 'latest',
+      eachBatch: async (batch) => {
+        for (const record of batch.records) {
+          const event = Event.decode(record.value);
+          for (const watcher of this.watchers) {
+            const { namespace, project } = watcher.filter;
+            if ((namespace === undefined || namespace === event.namespace) && (project === undefined || project === event.project)) {
+              try {
+                watcher.onEvent(event);
+              } catch (error) {
+                this.options.onError(toError(error));
+              }
+            }
+          }
+          batch.resolveOffset(record.offset);
+        }
+      },
+    });
+  }
+}
+
+/** The domain's spec from a SubmitProject command, with the CRD's defaults. */
+function projectSpec(command: SubmitProject): ProjectSpec {
+  const spec = command.spec;
+  if (spec === undefined) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'SubmitProject has no spec');
+  const budget = spec.budget;
+  if (budget === undefined || !(budget.maxCostUsd > 0)) {
+    throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'spec.budget.maxCostUSD must be a number > 0');
+  }
+  if (spec.brief.length === 0 || spec.brief.length > 20_000) {
+    throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `spec.brief must be 1..20000 characters, got ${spec.brief.length}`);
+  }
+  const deliverables = spec.deliverables.length > 0 ? spec.deliverables.map(deliverable) : [...DEFAULT_DELIVERABLES];
+  return {
+    client: spec.client,
+    brief: spec.brief,
+    workflow: spec.workflow || 'software-delivery',
+    deliverables,
+    budget: {
+      maxCostUSD: budget.maxCostUsd,
+      ...(budget.maxTokens === undefined ? {} : { maxTokens: budget.maxTokens }),
+      onExceeded: budget.onExceeded === BudgetAction.FAIL ? 'Fail' : 'Pause',
+    },
+    pools: spec.pools,
+    approvals: spec.approvals,
+    priority: spec.priority ?? 50,
+    ...(spec.deadline === undefined ? {} : { deadline: spec.deadline }),
+    suspend: spec.suspend,
+  };
+}
+
+function deliverable(code: number): Deliverable {
+  const name = DELIVERABLES[code];
+  if (name === undefined) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `spec.deliverables has an unknown deliverable ${code}`);
+  return name;
+}

@@ -1,0 +1,390 @@
+/**
+ * The Project actor: runs one client project through its workflow. It decides — which phase
+ * runs, which tasks are ready, when a human must approve, when the budget stops the work — and
+ * journals each decision; the tasks themselves run outside its turns, in the task runner, and
+ * come back as messages. Every state change is also published on `troupe.events`.
+ */
+import { defineActor, type ActorContext, type ActorType } from '../actors/actor.js';
+import { encodeEvent, EVENTS_TOPIC, publicEvents, summary } from './project-events.js';
+import {
+  NO_SPEND,
+  type ApproveReply,
+  type LifecyclePhase,
+  type ProjectEvent,
+  type ProjectMessage,
+  type ProjectState,
+  type TaskRecord,
+} from './project.types.js';
+import { taskRun, type TaskRun } from './task-runner.js';
+import { builtInWorkflow } from './workflow.js';
+
+/** Work tasks a planner may create in one fan-out phase. */
+const MAX_FAN_OUT = 6;
+
+export interface ProjectActorOptions {
+  /** The non-durable actor that runs tasks on this node. */
+  runner: ActorType<unknown, TaskRun, unknown, unknown>;
+  /** Whether this node is running the task run with this key right now. */
+  isRunning(runKey: string): boolean;
+  /** How often a project checks that its running tasks are still running somewhere (default 30 s). */
+  taskCheckMs: number;
+}
+
+type Context = ActorContext<ProjectState, ProjectMessage, ProjectEvent>;
+
+const TERMINAL: readonly LifecyclePhase[] = ['Delivered', 'Failed'];
+
+function initialState(): ProjectState {
+  return {
+    namespace: '',
+    name: '',
+    uid: '',
+    generation: 0,
+    workflow: [],
+    lifecycle: 'Pending',
+    reason: '',
+    message: '',
+    phaseIndex: 0,
+    iteration: 0,
+    tasks: {},
+    artifacts: [],
+    spend: NO_SPEND,
+    approved: [],
+    published: 0,
+  };
+}
+
+/** The key of one run of a task: a task runs again under a new step after a review loop. */
+export function runKey(state: ProjectState, task: TaskRecord): string {
+  return `${state.namespace}/${state.name}/${task.id}@${task.step}`;
+}
+
+export function projectActor(options: ProjectActorOptions) {
+  return defineActor<ProjectState, ProjectMessage, ProjectEvent, unknown>({
+    type: 'project',
+    initialState,
+    apply,
+    receive(ctx, message) {
+      const state = ctx.state;
+      switch (message.type) {
+        case 'get':
+          return state.spec === undefined ? undefined : summary(state);
+        case 'submit':
+          submit(ctx, message, options);
+          return undefined;
+        case 'cancel':
+          if (state.spec !== undefined && !TERMINAL.includes(state.lifecycle)) {
+            record(ctx, { type: 'lifecycle', phase: 'Failed', reason: 'Cancelled', message: message.reason, at: ctx.now });
+          }
+          return undefined;
+        case 'approve':
+          return approve(ctx, message.phase, options);
+        case 'task-done': {
+          const task = state.tasks[message.taskId];
+          if (task?.state !== 'running' || task.step !== message.step) return undefined;
+          record(ctx, {
+            type: 'task-succeeded',
+            taskId: task.id,
+            step: task.step,
+            summary: message.summary,
+            artifacts: message.artifacts,
+            spend: message.spend,
+            verdict: message.verdict,
+          });
+          if (task.kind === 'planner') plan(ctx, task, message.items);
+          advance(ctx, options);
+          return undefined;
+        }
+        case 'task-failed': {
+          const task = state.tasks[message.taskId];
+          if (task?.state !== 'running' || task.step !== message.step) return undefined;
+          if (message.code === 'BUDGET_EXCEEDED') {
+            // The task goes back to pending: raising the budget resumes it where it stopped.
+            record(ctx, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: false });
+            const fail = message.onExceeded === 'Fail';
+            record(ctx, {
+              type: 'lifecycle',
+              phase: fail ? 'Failed' : 'Paused',
+              reason: 'BudgetExceeded',
+              message: message.message,
+              at: ctx.now,
+            });
+            return undefined;
+          }
+          record(ctx, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: true });
+          record(ctx, {
+            type: 'lifecycle',
+            phase: 'Failed',
+            reason: 'TaskFailed',
+            message: `${task.title}: ${message.message}`,
+            at: ctx.now,
+          });
+          return undefined;
+        }
+        case 'check-tasks':
+          checkTasks(ctx, options);
+          return undefined;
+      }
+    },
+  });
+}
+
+/** Journals an event and publishes what it means for the outside world. */
+function record(ctx: Context, event: ProjectEvent): void {
+  const before = ctx.state;
+  ctx.emit(event);
+  const after = ctx.state;
+  const bodies = publicEvents(event, after, before);
+  bodies.forEach((body, i) => {
+    const sequence = after.published - bodies.length + i + 1;
+    ctx.publish(EVENTS_TOPIC, `${after.namespace}/${after.name}`, encodeEvent(after, sequence, body, ctx.now));
+  });
+}
+
+function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' }>, options: ProjectActorOptions): void {
+  const state = ctx.state;
+  const isNew = state.spec === undefined;
+  const workflow = isNew ? builtInWorkflow(message.spec.workflow) : state.workflow;
+  record(ctx, {
+    type: 'submitted',
+    namespace: message.namespace,
+    name: message.name,
+    uid: message.uid,
+    generation: message.generation,
+    spec: message.spec,
+    workflow: [...(workflow ?? [])],
+    at: ctx.now,
+  });
+  if (isNew) {
+    if (workflow === undefined) {
+      record(ctx, {
+        type: 'lifecycle',
+        phase: 'Failed',
+        reason: 'WorkflowNotFound',
+        message: `workflow "${message.spec.workflow}" is neither built in nor defined in namespace ${message.namespace}`,
+        at: ctx.now,
+      });
+      return;
+    }
+    if (message.spec.suspend) {
+      record(ctx, { type: 'lifecycle', phase: 'Paused', reason: 'Suspended', message: 'spec.suspend is true', at: ctx.now });
+      return;
+    }
+    record(ctx, { type: 'lifecycle', phase: 'Planning', reason: 'Accepted', message: 'the project was accepted', at: ctx.now });
+    startPhase(ctx, 0, 0, options);
+    return;
+  }
+  const now = ctx.state;
+  if (TERMINAL.includes(now.lifecycle)) return;
+  if (message.spec.suspend && now.lifecycle !== 'Paused') {
+    record(ctx, { type: 'lifecycle', phase: 'Paused', reason: 'Suspended', message: 'spec.suspend is true', at: ctx.now });
+    return;
+  }
+  const resumable =
+    now.lifecycle === 'Paused' &&
+    !message.spec.suspend &&
+    (now.reason === 'Suspended' || (now.reason === 'BudgetExceeded' && message.spec.budget.maxCostUSD > now.spend.usd));
+  if (resumable) {
+    record(ctx, { type: 'lifecycle', phase: 'Running', reason: 'Resumed', message: `resumed after ${now.reason}`, at: ctx.now });
+    advance(ctx, options);
+  }
+}
+
+function approve(ctx: Context, phase: string, options: ProjectActorOptions): ApproveReply {
+  const state = ctx.state;
+  const awaiting = state.workflow[state.phaseIndex]?.name;
+  if (state.lifecycle !== 'AwaitingApproval' || awaiting !== phase) {
+    const now = state.lifecycle === 'AwaitingApproval' ? `it waits for approval of ${awaiting}` : `it is ${state.lifecycle}`;
+    return { ok: false, message: `project ${state.namespace}/${state.name} does not wait for approval of ${phase}: ${now}` };
+  }
+  record(ctx, { type: 'approved', phase });
+  record(ctx, { type: 'lifecycle', phase: 'Running', reason: 'Approved', message: `${phase} was approved`, at: ctx.now });
+  advance(ctx, options);
+  return { ok: true };
+}
+
+function startPhase(ctx: Context, index: number, iteration: number, options: ProjectActorOptions): void {
+  const phase = ctx.state.workflow[index];
+  if (phase === undefined) return;
+  record(ctx, { type: 'phase-started', index, iteration, at: ctx.now });
+  if (ctx.state.lifecycle !== 'Running') {
+    record(ctx, { type: 'lifecycle', phase: 'Running', reason: 'PhaseStarted', message: `${phase.name} started`, at: ctx.now });
+  }
+  const base = { phase: phase.name, needs: [], state: 'pending' as const, step: iteration };
+  const task: TaskRecord = phase.fanOut
+    ? { ...base, id: `${phase.name}-${iteration}-plan`, title: `Plan the ${phase.name}`, role: 'architect', kind: 'planner' }
+    : { ...base, id: `${phase.name}-${iteration}`, title: titleOf(phase.name), role: phase.role, kind: 'work' };
+  record(ctx, { type: 'tasks-added', tasks: [task] });
+  dispatchReady(ctx, options);
+}
+
+/** A planner's items become parallel work tasks, and one more that integrates them. */
+function plan(ctx: Context, planner: TaskRecord, items: readonly string[]): void {
+  const phase = ctx.state.workflow.find((candidate) => candidate.name === planner.phase);
+  if (phase === undefined) return;
+  const titles = (items.length > 0 ? items : [`Implement: ${ctx.state.spec?.brief.slice(0, 80) ?? ''}`]).slice(0, MAX_FAN_OUT);
+  const work = titles.map((title, i): TaskRecord => ({
+    id: `${phase.name}-${planner.step}-${i + 1}`,
+    title,
+    phase: phase.name,
+    role: phase.role,
+    kind: 'work',
+    needs: [],
+    state: 'pending',
+    step: planner.step,
+  }));
+  const integrate: TaskRecord = {
+    id: `${phase.name}-${planner.step}-integrate`,
+    title: 'Integrate the parts and write the entry point',
+    phase: phase.name,
+    role: phase.role,
+    kind: 'work',
+    needs: work.map((task) => task.id),
+    state: 'pending',
+    step: planner.step,
+  };
+  record(ctx, { type: 'tasks-added', tasks: [...work, integrate] });
+}
+
+/** Moves the project on: dispatches ready tasks, or finishes the phase and starts the next. */
+function advance(ctx: Context, options: ProjectActorOptions): void {
+  const state = ctx.state;
+  if (state.lifecycle !== 'Running' && state.lifecycle !== 'Planning') return;
+  const phase = state.workflow[state.phaseIndex];
+  if (phase === undefined) return;
+  const current = Object.values(state.tasks).filter((task) => task.phase === phase.name && task.step === state.iteration);
+  if (current.some((task) => task.state !== 'succeeded')) {
+    dispatchReady(ctx, options);
+    return;
+  }
+  const needsApproval = phase.approval || (state.spec?.approvals.includes(phase.name) ?? false);
+  if (needsApproval && !state.approved.includes(phase.name)) {
+    record(ctx, {
+      type: 'lifecycle',
+      phase: 'AwaitingApproval',
+      reason: 'ApprovalRequired',
+      message: `${phase.name} waits for approval`,
+      at: ctx.now,
+    });
+    return;
+  }
+  if (phase.loop && state.verdict === false && state.iteration + 1 < phase.loop.maxIterations) {
+    const back = state.workflow.findIndex((candidate) => candidate.name === phase.loop?.backTo);
+    if (back >= 0) {
+      startPhase(ctx, back, state.iteration + 1, options);
+      return;
+    }
+  }
+  const next = state.phaseIndex + 1;
+  if (next >= state.workflow.length) {
+    record(ctx, {
+      type: 'lifecycle',
+      phase: 'Delivered',
+      reason: 'Delivered',
+      message: `${state.artifacts.length} artefacts delivered`,
+      at: ctx.now,
+    });
+    return;
+  }
+  startPhase(ctx, next, state.iteration, options);
+}
+
+function dispatchReady(ctx: Context, options: ProjectActorOptions): void {
+  const state = ctx.state;
+  if (state.lifecycle !== 'Running' && state.lifecycle !== 'Planning') return;
+  const ready = Object.values(state.tasks).filter(
+    (task) => task.state === 'pending' && task.needs.every((id) => state.tasks[id]?.state === 'succeeded'),
+  );
+  for (const task of ready) {
+    record(ctx, { type: 'task-started', taskId: task.id, step: task.step });
+    const started = ctx.state.tasks[task.id] as TaskRecord;
+    ctx.tell(options.runner, runKey(ctx.state, started), taskRun(ctx.state, started));
+  }
+  if (ready.length > 0) ctx.schedule('check-tasks', { delayMs: options.taskCheckMs }, { type: 'check-tasks' });
+}
+
+/** Re-runs tasks that this node is not running: their node died, or this node restarted. */
+function checkTasks(ctx: Context, options: ProjectActorOptions): void {
+  const state = ctx.state;
+  const running = Object.values(state.tasks).filter((task) => task.state === 'running');
+  if (running.length === 0) return;
+  if (state.lifecycle === 'Running' || state.lifecycle === 'Planning') {
+    for (const task of running) {
+      if (!options.isRunning(runKey(state, task))) ctx.tell(options.runner, runKey(state, task), taskRun(state, task));
+    }
+  }
+  ctx.schedule('check-tasks', { delayMs: options.taskCheckMs }, { type: 'check-tasks' });
+}
+
+const TITLES: Readonly<Record<string, string>> = {
+  requirements: 'Write the requirements document',
+  architecture: 'Design the architecture',
+  review: 'Review the implementation and write the tests',
+  docs: 'Write the documentation',
+  delivery: 'Prepare the delivery manifest',
+};
+
+function titleOf(phase: string): string {
+  return TITLES[phase] ?? `Do the ${phase} work`;
+}
+
+/** Folds one journal event into the state; pure, as replay needs. */
+function apply(state: ProjectState, event: ProjectEvent): ProjectState {
+  const next = fold(state, event);
+  return { ...next, published: state.published + publicEvents(event, next, state).length };
+}
+
+function fold(state: ProjectState, event: ProjectEvent): ProjectState {
+  switch (event.type) {
+    case 'submitted':
+      return {
+        ...state,
+        namespace: event.namespace,
+        name: event.name,
+        uid: event.uid,
+        generation: event.generation,
+        spec: event.spec,
+        workflow: state.spec === undefined ? event.workflow : state.workflow,
+      };
+    case 'lifecycle':
+      return {
+        ...state,
+        lifecycle: event.phase,
+        reason: event.reason,
+        message: event.message,
+        startedAt: state.startedAt ?? (event.phase === 'Planning' || event.phase === 'Running' ? event.at : undefined),
+        completedAt: TERMINAL.includes(event.phase) ? event.at : state.completedAt,
+      };
+    case 'phase-started':
+      return { ...state, phaseIndex: event.index, iteration: event.iteration, verdict: undefined };
+    case 'tasks-added':
+      return { ...state, tasks: { ...state.tasks, ...Object.fromEntries(event.tasks.map((task) => [task.id, task])) } };
+    case 'task-started':
+      return withTask(state, event.taskId, { state: 'running', step: event.step, error: undefined });
+    case 'task-failed':
+      return withTask(state, event.taskId, { state: event.final ? 'failed' : 'pending', error: event.message });
+    case 'task-succeeded': {
+      const names = new Set(event.artifacts.map((artifact) => artifact.name));
+      const spend = {
+        usd: state.spend.usd + event.spend.usd,
+        tokensIn: state.spend.tokensIn + event.spend.tokensIn,
+        tokensOut: state.spend.tokensOut + event.spend.tokensOut,
+        llmCalls: state.spend.llmCalls + event.spend.llmCalls,
+      };
+      return {
+        ...withTask(state, event.taskId, { state: 'succeeded', summary: event.summary }),
+        artifacts: [...state.artifacts.filter((artifact) => !names.has(artifact.name)), ...event.artifacts],
+        spend,
+        verdict: event.verdict ?? state.verdict,
+      };
+    }
+    case 'approved':
+      return { ...state, approved: [...state.approved, event.phase] };
+  }
+}
+
+function withTask(state: ProjectState, id: string, patch: Partial<TaskRecord>): ProjectState {
+  const task = state.tasks[id];
+  if (task === undefined) return state;
+  return { ...state, tasks: { ...state.tasks, [id]: { ...task, ...patch } } };
+}

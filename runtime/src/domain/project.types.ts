@@ -1,0 +1,128 @@
+/**
+ * The Project actor's messages, events and state. A project is addressed by
+ * `<namespace>/<name>`; its spec is the Project resource's spec.
+ */
+import type { PhaseDefinition } from './workflow.js';
+
+export type Deliverable = 'requirements' | 'architecture' | 'code' | 'tests' | 'docs' | 'deployment';
+
+export interface ProjectSpec {
+  client: string;
+  brief: string;
+  workflow: string;
+  deliverables: Deliverable[];
+  budget: { maxCostUSD: number; maxTokens?: number; onExceeded: 'Pause' | 'Fail' };
+  /** role → AgentPool name. */
+  pools: Record<string, string>;
+  approvals: string[];
+  priority: number;
+  deadline?: number;
+  suspend: boolean;
+}
+
+/** Lifecycle phases, as Project.status.phase shows them. */
+export type LifecyclePhase = 'Pending' | 'Planning' | 'Running' | 'AwaitingApproval' | 'Paused' | 'Delivered' | 'Failed';
+
+export interface ArtifactRef {
+  name: string;
+  kind: string;
+  uri: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface Spend {
+  usd: number;
+  tokensIn: number;
+  tokensOut: number;
+  llmCalls: number;
+}
+
+export type TaskKind = 'work' | 'planner';
+
+export interface TaskRecord {
+  id: string;
+  title: string;
+  /** The workflow phase the task belongs to. */
+  phase: string;
+  role: string;
+  kind: TaskKind;
+  /** Task ids that must succeed first. */
+  needs: string[];
+  state: 'pending' | 'running' | 'succeeded' | 'failed';
+  /** Which run of the task: a review loop runs implementation again with the next step. */
+  step: number;
+  /** What the task produced, short, as later prompts quote it. */
+  summary?: string;
+  error?: string;
+}
+
+/** Inputs of a Project actor. */
+export type ProjectMessage =
+  | { type: 'submit'; namespace: string; name: string; uid: string; generation: number; spec: ProjectSpec }
+  | { type: 'cancel'; reason: string }
+  | { type: 'approve'; phase: string; by: string }
+  | {
+      type: 'task-done';
+      taskId: string;
+      step: number;
+      summary: string;
+      items: string[];
+      artifacts: ArtifactRef[];
+      spend: Spend;
+      verdict?: boolean;
+    }
+  | { type: 'task-failed'; taskId: string; step: number; code: string; message: string; onExceeded?: 'Pause' | 'Fail' }
+  | { type: 'check-tasks' }
+  | { type: 'get' };
+
+/** What `approve` answers: refused approvals name why, rather than dead-lettering the message. */
+export type ApproveReply = { ok: true } | { ok: false; message: string };
+
+export type ProjectEvent =
+  | {
+      type: 'submitted';
+      namespace: string;
+      name: string;
+      uid: string;
+      generation: number;
+      spec: ProjectSpec;
+      workflow: PhaseDefinition[];
+      at: number;
+    }
+  | { type: 'lifecycle'; phase: LifecyclePhase; reason: string; message: string; at: number }
+  | { type: 'phase-started'; index: number; iteration: number; at: number }
+  | { type: 'tasks-added'; tasks: TaskRecord[] }
+  | { type: 'task-started'; taskId: string; step: number }
+  | { type: 'task-succeeded'; taskId: string; step: number; summary: string; artifacts: ArtifactRef[]; spend: Spend; verdict?: boolean }
+  /** `final`: the task failed for good; otherwise it waits to run again (e.g. after a budget raise). */
+  | { type: 'task-failed'; taskId: string; step: number; message: string; final: boolean }
+  | { type: 'approved'; phase: string };
+
+export interface ProjectState {
+  namespace: string;
+  name: string;
+  uid: string;
+  generation: number;
+  spec?: ProjectSpec;
+  workflow: PhaseDefinition[];
+  lifecycle: LifecyclePhase;
+  reason: string;
+  message: string;
+  /** Index into `workflow` of the phase under way. */
+  phaseIndex: number;
+  /** How many times a loop sent the work back. */
+  iteration: number;
+  tasks: Record<string, TaskRecord>;
+  artifacts: ArtifactRef[];
+  spend: Spend;
+  approved: string[];
+  /** The last review's verdict: true when it passed. */
+  verdict?: boolean;
+  startedAt?: number;
+  completedAt?: number;
+  /** Events published to `troupe.events` so far; the next one's sequence is this + 1. */
+  published: number;
+}
+
+export const NO_SPEND: Spend = { usd: 0, tokensIn: 0, tokensOut: 0, llmCalls: 0 };

@@ -1,0 +1,303 @@
+/**
+ * The task runner: a non-durable actor on the node of the project that dispatched the task. It
+ * runs the task in the role's agent pool (prompt, LLM calls through the journal, validated
+ * structured output), stores the artefacts, and tells the project how it went. Its turn
+ * returns at once, so tasks run in parallel; a task lost with its node is dispatched again by
+ * the project's check, and its journaled LLM calls are not bought twice.
+ */
+import { defineActor, type ActorType } from '../actors/actor.js';
+import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import type { OutputSpec, TaskOutput } from '../llm/agent-contract.js';
+import type { Budgets } from '../llm/budget.js';
+import { BudgetExceededError } from '../llm/errors.js';
+import type { ArtifactStore } from './artifacts.js';
+import type { PoolRegistry } from './pools.js';
+import type { ArtifactRef, Deliverable, ProjectMessage, ProjectState, TaskRecord } from './project.types.js';
+
+/** Everything a task run needs, carried in its message: the runner reads no project state. */
+export interface TaskRun {
+  type: 'run';
+  namespace: string;
+  project: string;
+  client: string;
+  brief: string;
+  task: TaskRecord;
+  pools: Record<string, string>;
+  deliverables: Deliverable[];
+  budget: { maxCostUSD: number; maxTokens?: number; onExceeded: 'Pause' | 'Fail' };
+  /** What the project recorded as spent so far. */
+  spentUSD: number;
+  /** Summaries of earlier work, quoted in the prompt. */
+  context: Record<string, string>;
+  artifacts: ArtifactRef[];
+}
+
+/** The run message for a task of a project. */
+export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
+  const spec = state.spec;
+  if (spec === undefined) throw new Error(`project ${state.namespace}/${state.name} has no spec`);
+  const done = Object.values(state.tasks).filter((t) => t.state === 'succeeded' && t.summary !== undefined);
+  const of = (phase: string) =>
+    done
+      .filter((t) => t.phase === phase)
+      .map((t) => `- ${t.title}: ${t.summary}`)
+      .join('\n');
+  return {
+    type: 'run',
+    namespace: state.namespace,
+    project: state.name,
+    client: spec.client,
+    brief: spec.brief,
+    task,
+    pools: spec.pools,
+    deliverables: spec.deliverables,
+    budget: spec.budget,
+    spentUSD: state.spend.usd,
+    context: {
+      requirements: of('requirements'),
+      architecture: of('architecture'),
+      implementation: of('implementation'),
+      review: of('review'),
+      parts: done
+        .filter((t) => task.needs.includes(t.id))
+        .map((t) => `- ${t.title}`)
+        .join('\n'),
+    },
+    artifacts: state.artifacts,
+  };
+}
+
+/** What a role is asked, and the shape of its answer. */
+interface Assignment {
+  prompt: string;
+  output: OutputSpec;
+  /** Turns the answer into artefacts, planner items and a verdict. */
+  deliver(output: Record<string, unknown>, run: TaskRun): { summary: string; items?: string[]; files: File[]; verdict?: boolean };
+}
+
+interface File {
+  name: string;
+  kind: Deliverable;
+  content: string;
+}
+
+const BRIEF = 'Client brief:\n{{brief}}\n\n';
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value ?? '');
+}
+
+function list(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(text) : [text(value)];
+}
+
+function slug(title: string): string {
+  return (
+    title
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'part'
+  );
+}
+
+const ASSIGNMENTS: Readonly<Record<string, Assignment>> = {
+  requirements: {
+    prompt: `${BRIEF}As the project manager, write the requirements: a title, the requirements, and acceptance criteria.`,
+    output: { kind: 'json', fields: { title: 'string', requirements: 'string[]', acceptance: 'string[]' } },
+    deliver: (o) => ({
+      summary: text(o.title),
+      files: [
+        {
+          name: 'requirements.md',
+          kind: 'requirements',
+          content: `# ${text(o.title)}\n\n## Requirements\n\n${list(o.requirements)
+            .map((r) => `- ${r}`)
+            .join('\n')}\n\n## Acceptance criteria\n\n${list(o.acceptance)
+            .map((a) => `- ${a}`)
+            .join('\n')}\n`,
+        },
+      ],
+    }),
+  },
+  architecture: {
+    prompt: `${BRIEF}Requirements:\n{{requirements}}\n\nAs the architect, describe the architecture: an overview, its components and the key decisions.`,
+    output: { kind: 'json', fields: { overview: 'string', components: 'string[]', decisions: 'string[]' } },
+    deliver: (o) => ({
+      summary: text(o.overview),
+      files: [
+        {
+          name: 'architecture.md',
+          kind: 'architecture',
+          content: `# Architecture\n\n${text(o.overview)}\n\n## Components\n\n${list(o.components)
+            .map((c) => `- ${c}`)
+            .join('\n')}\n\n## Decisions\n\n${list(o.decisions)
+            .map((d) => `- ${d}`)
+            .join('\n')}\n`,
+        },
+      ],
+    }),
+  },
+  plan: {
+    prompt: `${BRIEF}Architecture:\n{{architecture}}\n\nReview findings to address:\n{{review}}\n\nSplit the implementation into independent tasks a developer can each finish alone.`,
+    output: { kind: 'json', fields: { tasks: 'string[]' } },
+    deliver: (o) => ({ summary: `${list(o.tasks).length} tasks planned`, items: list(o.tasks), files: [] }),
+  },
+  implementation: {
+    prompt: `${BRIEF}Architecture:\n{{architecture}}\n\nYour task: {{task}}\nParts already built:\n{{parts}}\n\nAs a developer, write the code for your task, and say what it does.`,
+    output: { kind: 'json', fields: { summary: 'string', code: 'string' } },
+    deliver: (o, run) => ({
+      summary: text(o.summary),
+      files: [
+        {
+          name: run.task.id.endsWith('-integrate') ? 'src/index.ts' : `src/${slug(run.task.title)}.ts`,
+          kind: 'code',
+          content: `// ${run.task.title}\n// ${text(o.summary)}\n\n${text(o.code)}\n`,
+        },
+      ],
+    }),
+  },
+  review: {
+    prompt: `${BRIEF}Requirements:\n{{requirements}}\n\nImplementation:\n{{implementation}}\n\nAs QA, review the implementation against the requirements: is it acceptable, what did you find, and the acceptance tests you wrote.`,
+    output: { kind: 'json', fields: { approved: 'boolean', findings: 'string[]', tests: 'string' } },
+    deliver: (o, run) => ({
+      summary: `${o.approved === true ? 'approved' : 'changes requested'}: ${list(o.findings).join('; ')}`,
+      verdict: o.approved === true,
+      files: [
+        { name: `tests/acceptance-${run.task.step + 1}.test.ts`, kind: 'tests', content: `// ${run.task.title}\n\n${text(o.tests)}\n` },
+      ],
+    }),
+  },
+  docs: {
+    prompt: `${BRIEF}Architecture:\n{{architecture}}\n\nImplementation:\n{{implementation}}\n\nAs the technical writer, write the README: an introduction, how to install and how to use it.`,
+    output: { kind: 'json', fields: { introduction: 'string', install: 'string', usage: 'string' } },
+    deliver: (o) => ({
+      summary: text(o.introduction),
+      files: [
+        {
+          name: 'README.md',
+          kind: 'docs',
+          content: `# README\n\n${text(o.introduction)}\n\n## Install\n\n${text(o.install)}\n\n## Usage\n\n${text(o.usage)}\n`,
+        },
+      ],
+    }),
+  },
+  delivery: {
+    prompt: `${BRIEF}Implementation:\n{{implementation}}\n\nAs devops, write the release notes and the deployment steps.`,
+    output: { kind: 'json', fields: { notes: 'string', steps: 'string[]' } },
+    deliver: (o, run) => ({
+      summary: text(o.notes),
+      files: [
+        {
+          name: 'delivery.json',
+          kind: 'deployment',
+          content: `${JSON.stringify(
+            {
+              project: `${run.namespace}/${run.project}`,
+              client: run.client,
+              notes: text(o.notes),
+              steps: list(o.steps),
+              artifacts: run.artifacts.map(({ name, kind, sha256, bytes }) => ({ name, kind, sha256, bytes })),
+            },
+            null,
+            2,
+          )}\n`,
+        },
+      ],
+    }),
+  },
+};
+
+export interface TaskRunnerOptions {
+  pools: PoolRegistry;
+  artifacts: ArtifactStore;
+  budgets: Budgets;
+  /** The project actor type, to report back to (a getter: the two actor types refer to each other). */
+  project: () => ActorType<unknown, ProjectMessage, unknown, unknown>;
+  /** Runs in progress on this node, by run key. */
+  running: Set<string>;
+  onError: (error: Error) => void;
+}
+
+export function taskRunnerActor(options: TaskRunnerOptions) {
+  return defineActor<null, TaskRun, never, void>({
+    type: 'task-runner',
+    durable: false,
+    initialState: () => null,
+    apply: (state) => state,
+    receive(ctx, run) {
+      const key = ctx.self.id;
+      if (options.running.has(key)) return;
+      options.running.add(key);
+      void execute(run, options)
+        .then((message) => ctx.tell(options.project(), `${run.namespace}/${run.project}`, message))
+        .catch((error: unknown) => options.onError(toError(error)))
+        .finally(() => options.running.delete(key));
+    },
+  });
+}
+
+async function execute(run: TaskRun, options: TaskRunnerOptions): Promise<ProjectMessage> {
+  const { task } = run;
+  const key = `${run.namespace}/${run.project}`;
+  const assignment = ASSIGNMENTS[task.kind === 'planner' ? 'plan' : task.phase];
+  try {
+    if (assignment === undefined) throw new RuntimeError(RuntimeErrorCode.InvalidTask, `no assignment for phase ${task.phase}`);
+    // Budgets here count what this process spent; the project's record counts every node's.
+    const here = options.budgets.usage('project', key).spentUSD;
+    options.budgets.setLimit('project', key, {
+      maxCostUSD: Math.max(0, here + run.budget.maxCostUSD - run.spentUSD),
+      ...(run.budget.maxTokens === undefined ? {} : { maxTokens: run.budget.maxTokens }),
+      onExceeded: run.budget.onExceeded,
+    });
+    options.budgets.resume(key);
+    const pool = options.pools.resolve(run.namespace, task.role, run.pools[task.role]);
+    const outcome = await pool.run({
+      taskId: `${key}/${task.id}`,
+      step: task.step,
+      account: { client: run.client, project: key, phase: task.phase },
+      prompt: assignment.prompt,
+      vars: { brief: run.brief, task: task.title, ...run.context },
+      output: assignment.output,
+    });
+    const result = assignment.deliver(fields(outcome.output), run);
+    const artifacts: ArtifactRef[] = [];
+    for (const file of result.files) {
+      if (!run.deliverables.includes(file.kind)) continue;
+      artifacts.push(await options.artifacts.put(run.namespace, run.project, file.name, file.kind, Buffer.from(file.content)));
+    }
+    return {
+      type: 'task-done',
+      taskId: task.id,
+      step: task.step,
+      summary: result.summary.slice(0, 500),
+      items: result.items ?? [],
+      artifacts,
+      verdict: result.verdict,
+      spend: {
+        usd: outcome.costUSD,
+        tokensIn: outcome.usage.inputTokens,
+        tokensOut: outcome.usage.outputTokens,
+        llmCalls: outcome.calls.filter((call) => call.source === 'provider').length,
+      },
+    };
+  } catch (thrown) {
+    const error = toError(thrown);
+    if (error instanceof BudgetExceededError) {
+      return {
+        type: 'task-failed',
+        taskId: task.id,
+        step: task.step,
+        code: 'BUDGET_EXCEEDED',
+        message: error.message,
+        onExceeded: error.onExceeded,
+      };
+    }
+    const code = error instanceof RuntimeError ? error.code : 'TASK_FAILED';
+    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: error.message };
+  }
+}
+
+function fields(output: TaskOutput): Record<string, unknown> {
+  return output.kind === 'json' ? output.value : { summary: output.text, code: output.text };
+}
