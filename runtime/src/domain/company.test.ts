@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProjectPhase, type Event } from '@troupe/proto';
+import { fileURLToPath } from 'node:url';
+import { ProjectPhase, TaskState, type Event } from '@troupe/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmbeddedRuntime, type EmbeddedRuntime } from '../embedded.js';
 import { createProvider } from '../llm/providers/create-provider.js';
 import { SimulatedServer } from '../llm/simulated-server.js';
+import { startChild } from '../testing/child-process.js';
 import { eventually } from '../testing/eventually.js';
 import { SIM_PRICES, samplePools, submitCommand } from './company-fixtures.js';
 
@@ -114,5 +116,48 @@ describe('the company, embedded, on the simulated provider over HTTP', () => {
     await eventually(async () => {
       expect((await runtime.company.getProject('acme', 'tight'))?.status?.phase).toBe(ProjectPhase.DELIVERED);
     }, 60_000);
+  }, 120_000);
+
+  it('finishes a project after its process is killed in the middle of a phase, running no finished task again', async () => {
+    const server = await SimulatedServer.start({ latencyMs: 150, tokensPerSecond: Infinity, seed: 5 });
+    cleanups.push(() => server.close());
+    const dataDir = mkdtempSync(join(tmpdir(), 'troupe-restart-'));
+    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+
+    const child = startChild(fileURLToPath(new URL('./company-child.ts', import.meta.url)), { dataDir, baseURL: server.openaiBaseURL });
+    cleanups.push(() => child.kill());
+    await child.waitFor('MID-PHASE', 60_000);
+    await child.kill();
+    const states = new Map<string, number>();
+    let lastSeen = 0;
+    for (const line of child.lines.filter((l) => l.startsWith('TASK '))) {
+      const [, id = '', state, sequence] = line.split(' ');
+      states.set(id, Number(state));
+      lastSeen = Math.max(lastSeen, Number(sequence));
+    }
+    const finished = [...states].filter(([, state]) => state === TaskState.SUCCEEDED).map(([id]) => id);
+    const interrupted = [...states].filter(([, state]) => state === TaskState.RUNNING).length;
+    expect(finished.length).toBeGreaterThan(0);
+
+    const runtime = await startEmbeddedRuntime({
+      dataDir,
+      providers: [createProvider('simulated', { type: 'simulated', baseURL: server.openaiBaseURL, pricing: SIM_PRICES })],
+      pools: samplePools('acme'),
+      taskCheckMs: 500,
+    });
+    cleanups.push(() => runtime.stop());
+    // Events the dead process published may come again (same ids); a task run again would come with new ones.
+    const rerun: string[] = [];
+    await runtime.company.watch({ namespace: 'acme', project: 'restart' }, (event) => {
+      const change = event.event?.$case === 'taskStateChanged' ? event.event.value : undefined;
+      if (change && event.sequence > lastSeen && finished.includes(change.taskId)) rerun.push(change.taskId);
+    });
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'restart'))?.status?.phase).toBe(ProjectPhase.DELIVERED);
+    }, 60_000);
+    expect(rerun, 'tasks finished before the kill that ran again').toEqual([]);
+    // Only the calls in flight at the kill can have been bought twice: every other one came back from the journal.
+    const recorded = (await runtime.company.getProject('acme', 'restart'))?.status?.cost?.llmCalls ?? 0;
+    expect(server.stats().completions - recorded).toBeLessThanOrEqual(interrupted);
   }, 120_000);
 });

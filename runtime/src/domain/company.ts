@@ -98,6 +98,8 @@ export class Company implements RuntimeApi {
   private readonly system: ActorSystem;
   private readonly project: ReturnType<typeof projectActor>;
   private readonly watchers = new Set<{ filter: WatchFilter; onEvent: (event: Event) => void }>();
+  /** The last sequence handed to watchers per project: a re-sent event is not handed out again. */
+  private readonly delivered = new Map<string, number>();
   private events: Subscription | undefined;
 
   private constructor(options: CompanyOptions, system: ActorSystem, project: ReturnType<typeof projectActor>, pools: PoolRegistry) {
@@ -232,7 +234,11 @@ export class Company implements RuntimeApi {
       start: 'latest',
       eachBatch: async (batch) => {
         for (const record of batch.records) {
+          batch.resolveOffset(record.offset);
           const event = Event.decode(record.value);
+          const key = `${event.namespace}/${event.project}`;
+          if (event.sequence <= (this.delivered.get(key) ?? 0)) continue;
+          this.delivered.set(key, event.sequence);
           for (const watcher of this.watchers) {
             const { namespace, project } = watcher.filter;
             if ((namespace === undefined || namespace === event.namespace) && (project === undefined || project === event.project)) {
@@ -243,7 +249,6 @@ export class Company implements RuntimeApi {
               }
             }
           }
-          batch.resolveOffset(record.offset);
         }
       },
     });
