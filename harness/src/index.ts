@@ -4,8 +4,8 @@
  * never imports this package.
  */
 import { HarnessError, HarnessErrorCode } from './errors.js';
-import { readInfra, type InfraEndpoints } from './infra.js';
-import { REPO_ROOT } from './paths.js';
+import { readInfra, startInfra, stopInfra, type InfraEndpoints } from './infra.js';
+import { REPO_ROOT, defaultCacheDir } from './paths.js';
 
 export { HarnessError, HarnessErrorCode } from './errors.js';
 export { freePort } from './ports.js';
@@ -35,4 +35,19 @@ export function infra(): InfraEndpoints {
     );
   }
   return state.endpoints;
+}
+
+/**
+ * For benchmarks and scripts outside vitest: the servers of `npm run infra:up` or a test run
+ * when they are up, else servers started now; `release` stops only what it started.
+ *
+ * @example
+ * const { endpoints, release } = await acquireInfra();
+ * try { await measure(endpoints.kafka.brokers); } finally { await release(); }
+ */
+export async function acquireInfra(): Promise<{ endpoints: InfraEndpoints; release(): Promise<void> }> {
+  const running = readInfra(REPO_ROOT);
+  if (running !== undefined) return { endpoints: running.endpoints, release: async () => {} };
+  const { state } = await startInfra({ repoRoot: REPO_ROOT, cacheDir: defaultCacheDir(process.env) }, 'test-run');
+  return { endpoints: state.endpoints, release: () => stopInfra(REPO_ROOT) };
 }

@@ -5,29 +5,55 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { acquireInfra, type InfraEndpoints } from '@troupe/harness';
 import type { Comparison } from './measure.js';
 import { markdown, versions } from './report.js';
 import { actorPath } from './scenarios/actor-path.js';
+import { kafkaPath } from './scenarios/kafka-path.js';
 import { llmPool } from './scenarios/llm-pool.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-const SCENARIOS: { name: string; sizes: { quick: number[]; full: number[] }; run(size: number): Promise<Comparison[]> }[] = [
+interface Scenario {
+  name: string;
+  sizes: { quick: number[]; full: number[] };
+  /** Whether it runs against the harness's real servers (started once for all such scenarios). */
+  servers?: boolean;
+  run(size: number, servers: () => InfraEndpoints): Promise<Comparison[]>;
+}
+
+const SCENARIOS: Scenario[] = [
   { name: 'actor path', sizes: { quick: [4_000], full: [20_000, 200_000, 2_000_000] }, run: actorPath },
   { name: 'llm pool (concurrency C)', sizes: { quick: [128], full: [128, 512] }, run: (concurrency) => llmPool(concurrency) },
+  {
+    name: 'kafka path',
+    sizes: { quick: [2_000], full: [10_000, 50_000, 100_000] },
+    servers: true,
+    run: (total, servers) => kafkaPath(servers().kafka.brokers, total),
+  },
 ];
 
 async function main(argv: readonly string[]): Promise<void> {
   const quick = argv.includes('--quick');
   const comparisons: Comparison[] = [];
-  for (const scenario of SCENARIOS) {
-    for (const size of quick ? scenario.sizes.quick : scenario.sizes.full) {
-      console.log(`bench: ${scenario.name} at ${size.toLocaleString('en-US')}…`);
-      comparisons.push(...(await scenario.run(size)));
+  let infra: Awaited<ReturnType<typeof acquireInfra>> | undefined;
+  const servers = () => {
+    if (infra === undefined) throw new Error('a scenario that uses servers must say so with `servers: true`');
+    return infra.endpoints;
+  };
+  try {
+    for (const scenario of SCENARIOS) {
+      if (scenario.servers) infra ??= await acquireInfra();
+      for (const size of quick ? scenario.sizes.quick : scenario.sizes.full) {
+        console.log(`bench: ${scenario.name} at ${size.toLocaleString('en-US')}…`);
+        comparisons.push(...(await scenario.run(size, servers)));
+      }
     }
+  } finally {
+    await infra?.release();
   }
   const command = `npm run bench${quick ? ' -- --quick' : ''}`;
-  const report = markdown(comparisons, command, versions(['nact', 'better-sqlite3']));
+  const report = markdown(comparisons, command, versions(['nact', 'better-sqlite3', 'kafkajs']));
   console.log(report);
   writeFileSync(`${ROOT}BENCHMARKS.md`, report);
   writeFileSync(`${ROOT}benchmarks.json`, `${JSON.stringify({ command, comparisons }, null, 2)}\n`);

@@ -1,0 +1,124 @@
+/**
+ * The Kafka path: actor messages end to end through the real broker — a client's tell, the
+ * runtime's consumer group, a durable turn — side by side with raw kafkajs producing and
+ * consuming the same number of messages on the same topic layout of the same broker.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ActorClient, ActorSystem, defineActor, openStore, openTransport, partitionFor } from '@troupe/runtime';
+import { Kafka, logLevel } from 'kafkajs';
+import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
+
+const PARTITIONS = 8;
+const ACTORS = 256;
+const BATCH = 500;
+
+interface Stamp {
+  n: number;
+  /** performance.timeOrigin-relative send time, in ms. */
+  sentAt: number;
+}
+
+function collector(total: number) {
+  const latencies = new Float64Array(total);
+  let received = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  return {
+    latencies,
+    done,
+    got(stamp: Stamp): void {
+      if (latencies[stamp.n] !== 0) return;
+      latencies[stamp.n] = performance.now() - stamp.sentAt;
+      received += 1;
+      if (received === total) finish();
+    },
+  };
+}
+
+function measured(name: string, total: number, elapsedMs: number, latencies: Float64Array): Measurement {
+  return { name, rate: total / (elapsedMs / 1000), unit: 'msg/s', p50Micros: percentileMicros(latencies, 50), p99Micros: percentileMicros(latencies, 99) };
+}
+
+async function rawKafkajs(brokers: string[], total: number): Promise<Measurement> {
+  const kafka = new Kafka({ clientId: 'bench-raw', brokers, logLevel: logLevel.NOTHING });
+  const topic = `bench.raw.${randomUUID().slice(0, 8)}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+  const received = collector(total);
+  const consumer = kafka.consumer({ groupId: `${topic}.group`, maxWaitTimeInMs: 10 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch, resolveOffset }) => {
+      for (const message of batch.messages) {
+        received.got(JSON.parse(message.value?.toString() ?? '{}') as Stamp);
+        resolveOffset(message.offset);
+      }
+    },
+  });
+  const producer = kafka.producer({ idempotent: true });
+  await producer.connect();
+  // kafkajs at its best: messages batched 500 to a request, the requests in flight together.
+  const t0 = performance.now();
+  const sends: Promise<unknown>[] = [];
+  for (let first = 0; first < total; first += BATCH) {
+    const messages = Array.from({ length: Math.min(BATCH, total - first) }, (_, i) => {
+      const n = first + i;
+      const key = `actor-${n % ACTORS}`;
+      return { key, partition: partitionFor(key, PARTITIONS), value: JSON.stringify({ n, sentAt: performance.now() }) };
+    });
+    sends.push(producer.send({ topic, acks: -1, messages }));
+  }
+  await Promise.all(sends);
+  await received.done;
+  const elapsed = performance.now() - t0;
+  await producer.disconnect();
+  await consumer.disconnect();
+  await admin.deleteTopics({ topics: [topic] });
+  await admin.disconnect();
+  return measured('raw kafkajs produce → consume', total, elapsed, received.latencies);
+}
+
+async function troupeActors(brokers: string[], total: number): Promise<Measurement> {
+  const prefix = `bench-${randomUUID().slice(0, 8)}`;
+  const received = collector(total);
+  const counter = defineActor<number, Stamp, { n: number }, void>({
+    type: `${prefix}-counter`,
+    snapshotEvery: 1_000,
+    initialState: () => 0,
+    receive(ctx, stamp) {
+      ctx.emit({ n: stamp.n });
+      received.got(stamp);
+    },
+    apply: (count) => count + 1,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'troupe-bench-kafka-'));
+  const transport = await openTransport({ kind: 'kafka', brokers, logLevel: 'nothing' });
+  const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
+  const system = await ActorSystem.start({ transport, store, actors: [counter], partitions: PARTITIONS, groupId: prefix });
+  const client = new ActorClient(transport);
+  const t0 = performance.now();
+  const sends: Promise<void>[] = [];
+  for (let n = 0; n < total; n += 1) sends.push(client.tell(counter, `actor-${n % ACTORS}`, { n, sentAt: performance.now() }));
+  await Promise.all(sends);
+  await received.done;
+  const elapsed = performance.now() - t0;
+  await client.close();
+  await system.stop();
+  await transport.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  return measured('troupe actors on Kafka (durable turns in SQLite)', total, elapsed, received.latencies);
+}
+
+/** Runs both at `total` messages against the brokers. */
+export async function kafkaPath(brokers: string[], total: number): Promise<Comparison[]> {
+  const baseline = await rawKafkajs(brokers, total);
+  const ours = await troupeActors(brokers, total);
+  return [{ benchmark: 'Kafka path, end to end', size: total, ours, baseline }];
+}
