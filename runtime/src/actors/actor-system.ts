@@ -182,10 +182,10 @@ export class ActorSystem {
   }
 
   private async assigned(assignments: readonly PartitionAssignment[]): Promise<void> {
-    for (const { topic, partition, epoch } of assignments) {
-      const fence = { scope: `${topic}/${partition}`, epoch };
-      await this.options.store.claim(fence);
-      this.fences.set(fence.scope, fence);
+    for (const { topic, partition } of assignments) {
+      // The store numbers owners itself: a transport's generations may start again from 1.
+      const scope = `${topic}/${partition}`;
+      this.fences.set(scope, { scope, epoch: await this.options.store.claimNext(scope) });
     }
     this.timers.own(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
   }

@@ -148,12 +148,10 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         const actor = actorRef('idempotent');
         await commit(actor, 0, ['applied'], { input: { id: 'command-1', offset: 4 } });
 
-        await expect(commit(actor, 1, ['applied again'], { input: { id: 'command-1', offset: 4 } })).rejects.toThrow(
-          /already applied/,
-        );
-        await expect(
-          commit(actor, 1, ['applied again'], { input: { id: 'command-1', offset: 4 } }),
-        ).rejects.toMatchObject({ code: RuntimeErrorCode.DuplicateInput });
+        await expect(commit(actor, 1, ['applied again'], { input: { id: 'command-1', offset: 4 } })).rejects.toThrow(/already applied/);
+        await expect(commit(actor, 1, ['applied again'], { input: { id: 'command-1', offset: 4 } })).rejects.toMatchObject({
+          code: RuntimeErrorCode.DuplicateInput,
+        });
 
         expect(await eventsOf(actor)).toEqual([{ seq: 1, data: 'applied' }]);
       });
@@ -242,10 +240,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         const actor = actorRef('timers');
         const shard = shardOf('timers');
         await commit(actor, 0, [], { timersSet: [timer(actor, 'a', 100, shard), timer(actor, 'b', 200, shard)] });
-        expect(timerNames(await store.dueTimers([shard], FAR_FUTURE, 10))).toEqual([
-          `${actor.id}:a@100`,
-          `${actor.id}:b@200`,
-        ]);
+        expect(timerNames(await store.dueTimers([shard], FAR_FUTURE, 10))).toEqual([`${actor.id}:a@100`, `${actor.id}:b@200`]);
 
         await commit(actor, 0, [], { timersSet: [timer(actor, 'a', 300, shard)] });
         const replaced = await store.dueTimers([shard], FAR_FUTURE, 10);
@@ -265,19 +260,13 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
 
         expect(timerNames(await store.dueTimers([shardA], 99, 10))).toEqual([]);
         expect(timerNames(await store.dueTimers([shardA], 100, 10))).toEqual([`${one.id}:early@100`]);
-        expect(timerNames(await store.dueTimers([shardA], FAR_FUTURE, 10))).toEqual([
-          `${one.id}:early@100`,
-          `${one.id}:late@300`,
-        ]);
+        expect(timerNames(await store.dueTimers([shardA], FAR_FUTURE, 10))).toEqual([`${one.id}:early@100`, `${one.id}:late@300`]);
         expect(timerNames(await store.dueTimers([shardA, shardB], FAR_FUTURE, 10))).toEqual([
           `${one.id}:early@100`,
           `${two.id}:middle@200`,
           `${one.id}:late@300`,
         ]);
-        expect(timerNames(await store.dueTimers([shardA, shardB], FAR_FUTURE, 2))).toEqual([
-          `${one.id}:early@100`,
-          `${two.id}:middle@200`,
-        ]);
+        expect(timerNames(await store.dueTimers([shardA, shardB], FAR_FUTURE, 2))).toEqual([`${one.id}:early@100`, `${two.id}:middle@200`]);
         expect(timerNames(await store.dueTimers([shardA, shardB], 250, 1))).toEqual([`${one.id}:early@100`]);
         expect(await store.dueTimers([shardOf('due-empty')], FAR_FUTURE, 10)).toEqual([]);
         expect(await store.dueTimers([], FAR_FUTURE, 10)).toEqual([]);
@@ -316,10 +305,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
 
         await restart();
 
-        expect(await store.dueTimers([shard], FAR_FUTURE, 10)).toEqual([
-          timer(actor, 'a', 100, shard),
-          timer(actor, 'b', 200, shard),
-        ]);
+        expect(await store.dueTimers([shard], FAR_FUTURE, 10)).toEqual([timer(actor, 'a', 100, shard), timer(actor, 'b', 200, shard)]);
         expect(await store.nextTimerDue([shard])).toBe(100);
       });
     });
@@ -371,6 +357,18 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         await expect(store.claim({ scope, epoch: 3 })).rejects.toMatchObject({ code: RuntimeErrorCode.Fenced });
       });
 
+      it('claimNext gives each new owner an epoch above every earlier one, and the last owner wins', async () => {
+        const scope = scopeOf('claim-next');
+        expect(await store.claimNext(scope)).toBe(1);
+        await store.claim({ scope, epoch: 5 });
+        const epochs = await Promise.all([store.claimNext(scope), store.claimNext(scope), store.claimNext(scope)]);
+        expect([...epochs].sort()).toEqual([6, 7, 8]);
+        const actor = actorRef('claim-next');
+        await expect(commit(actor, 0, ['from 7'], { fence: { scope, epoch: 7 } })).rejects.toMatchObject({ code: RuntimeErrorCode.Fenced });
+        await commit(actor, 0, ['from 8'], { fence: { scope, epoch: 8 } });
+        expect((await eventsOf(actor)).map((e) => e.data)).toEqual(['from 8']);
+      });
+
       it('refuses a turn from an older epoch with FENCED and writes nothing', async () => {
         const actor = actorRef('fenced');
         const scope = scopeOf('fenced');
@@ -379,9 +377,9 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
 
         await store.claim({ scope, epoch: 2 });
         const before = await store.load(actor);
-        await expect(
-          commit(actor, 1, ['stale owner'], { input: { id: 'stale-owner' }, fence: { scope, epoch: 1 } }),
-        ).rejects.toMatchObject({ code: RuntimeErrorCode.Fenced, retriable: false });
+        await expect(commit(actor, 1, ['stale owner'], { input: { id: 'stale-owner' }, fence: { scope, epoch: 1 } })).rejects.toMatchObject(
+          { code: RuntimeErrorCode.Fenced, retriable: false },
+        );
 
         expect(await store.load(actor)).toEqual(before);
         expect(await store.hasApplied(actor, 'stale-owner')).toBe(false);

@@ -115,5 +115,11 @@ export interface Store {
    * with FENCED when the stored epoch is newer.
    */
   claim(fence: Fence): Promise<void>;
+  /**
+   * Claims a scope for a new owner: atomically raises its epoch by one and returns it. Epochs
+   * from here grow whatever the transport's generations do (a Kafka group that expired starts
+   * again at 1), so the latest claimer always owns the scope.
+   */
+  claimNext(scope: string): Promise<number>;
   close(): Promise<void>;
 }

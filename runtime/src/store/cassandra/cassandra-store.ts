@@ -285,9 +285,7 @@ export class CassandraStore implements Store {
       // The turn is committed whatever happens here, so a failed delete must not fail it: the
       // row left behind no longer matches the actor's timer row, and dueTimers drops it.
       await Promise.allSettled(
-        replaced.map(([name, old]) =>
-          this.execute(this.sql.dequeueTimer, [old.shard, old.dueAt, actor.type, actor.id, name], 'write'),
-        ),
+        replaced.map(([name, old]) => this.execute(this.sql.dequeueTimer, [old.shard, old.dueAt, actor.type, actor.id, name], 'write')),
       );
       return;
     }
@@ -367,14 +365,27 @@ export class CassandraStore implements Store {
       if (raised.wasApplied()) return;
       const stored = long(raised.first()?.['epoch']);
       if (stored !== undefined) {
-        throw new RuntimeError(
-          RuntimeErrorCode.Fenced,
-          `${fence.scope}: cannot claim epoch ${fence.epoch}, epoch ${stored} owns it`,
-        );
+        throw new RuntimeError(RuntimeErrorCode.Fenced, `${fence.scope}: cannot claim epoch ${fence.epoch}, epoch ${stored} owns it`);
       }
       if ((await this.execute(this.sql.createFence, [fence.scope, fence.epoch], 'cas')).wasApplied()) return;
     }
     throw new RuntimeError(RuntimeErrorCode.Conflict, `${fence.scope}: the fence kept changing while epoch ${fence.epoch} claimed it`, {
+      retriable: true,
+    });
+  }
+
+  async claimNext(scope: string): Promise<number> {
+    this.ensureOpen();
+    // Create the scope at epoch 1, or learn its epoch and raise it by one; a raise that meets a
+    // newer epoch lost to another claimer and tries again from there.
+    for (let round = 1; round <= 20; round += 1) {
+      const created = await this.execute(this.sql.createFence, [scope, 1], 'cas');
+      if (created.wasApplied()) return 1;
+      const stored = long(created.first()?.['epoch']) ?? 0;
+      const raised = await this.execute(this.sql.raiseFence, [stored + 1, scope, stored], 'cas');
+      if (raised.wasApplied()) return stored + 1;
+    }
+    throw new RuntimeError(RuntimeErrorCode.Conflict, `${scope}: the fence kept changing while a new owner claimed it`, {
       retriable: true,
     });
   }
@@ -507,11 +518,7 @@ export class CassandraStore implements Store {
       if (!abandoned.wasApplied()) return undefined;
     }
     // At the write time read, so that a newer write of the same row (the timer set again) stays.
-    await this.execute(
-      this.sql.dequeueTimerWrite,
-      [queued['written'], shard, dueAt, actor.type, actor.id, name],
-      'write',
-    );
+    await this.execute(this.sql.dequeueTimerWrite, [queued['written'], shard, dueAt, actor.type, actor.id, name], 'write');
     return undefined;
   }
 
@@ -595,7 +602,11 @@ function resolveOptions(options: CassandraStoreOptions): ResolvedOptions {
     clock: options.clock ?? DEFAULTS.clock,
   };
   const { contactPoints } = resolved;
-  if (!Array.isArray(contactPoints) || contactPoints.length === 0 || !contactPoints.every((point) => typeof point === 'string' && point.trim() !== '')) {
+  if (
+    !Array.isArray(contactPoints) ||
+    contactPoints.length === 0 ||
+    !contactPoints.every((point) => typeof point === 'string' && point.trim() !== '')
+  ) {
     throw invalidOption('contactPoints', 'must be a non-empty list of host or host:port strings', contactPoints);
   }
   if (typeof resolved.localDataCenter !== 'string' || resolved.localDataCenter.trim() === '') {

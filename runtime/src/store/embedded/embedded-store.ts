@@ -170,17 +170,13 @@ function prepareStatements(db: Database.Database) {
     recordInput: db.prepare<[...Key, inputId: string, ord: number]>(
       'INSERT INTO applied_inputs (actor_type, actor_id, input_id, ord) VALUES (?, ?, ?, ?)',
     ),
-    pruneInputs: db.prepare<[...Key, upTo: number]>(
-      'DELETE FROM applied_inputs WHERE actor_type = ? AND actor_id = ? AND ord <= ?',
-    ),
+    pruneInputs: db.prepare<[...Key, upTo: number]>('DELETE FROM applied_inputs WHERE actor_type = ? AND actor_id = ? AND ord <= ?'),
     setTimer: db.prepare<[shard: string, dueAt: number, ...Key, name: string, message: Uint8Array]>(
       `INSERT INTO timers (shard, due_at, actor_type, actor_id, name, message) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (actor_type, actor_id, name)
        DO UPDATE SET shard = excluded.shard, due_at = excluded.due_at, message = excluded.message`,
     ),
-    cancelTimer: db.prepare<[...Key, name: string]>(
-      'DELETE FROM timers WHERE actor_type = ? AND actor_id = ? AND name = ?',
-    ),
+    cancelTimer: db.prepare<[...Key, name: string]>('DELETE FROM timers WHERE actor_type = ? AND actor_id = ? AND name = ?'),
     deleteTimer: db.prepare<[...Key, name: string, dueAt: number]>(
       'DELETE FROM timers WHERE actor_type = ? AND actor_id = ? AND name = ? AND due_at = ?',
     ),
@@ -188,18 +184,14 @@ function prepareStatements(db: Database.Database) {
       `SELECT shard, due_at, actor_type, actor_id, name, message FROM timers
        WHERE shard = ? AND due_at <= ? ORDER BY due_at, actor_type, actor_id, name LIMIT ?`,
     ),
-    nextDue: db.prepare<[shard: string], { due_at: number | null }>(
-      'SELECT MIN(due_at) AS due_at FROM timers WHERE shard = ?',
-    ),
+    nextDue: db.prepare<[shard: string], { due_at: number | null }>('SELECT MIN(due_at) AS due_at FROM timers WHERE shard = ?'),
     outbox: db.prepare<Key, OutboxRow>(
       'SELECT id, topic, key, value, headers FROM outbox WHERE actor_type = ? AND actor_id = ? ORDER BY ord',
     ),
-    lastOutboxOrd: db.prepare<Key, { ord: number | null }>(
-      'SELECT MAX(ord) AS ord FROM outbox WHERE actor_type = ? AND actor_id = ?',
+    lastOutboxOrd: db.prepare<Key, { ord: number | null }>('SELECT MAX(ord) AS ord FROM outbox WHERE actor_type = ? AND actor_id = ?'),
+    addOutbox: db.prepare<[...Key, ord: number, id: string, topic: string, key: string, value: Uint8Array, headers: string]>(
+      'INSERT INTO outbox (actor_type, actor_id, ord, id, topic, key, value, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    addOutbox: db.prepare<
-      [...Key, ord: number, id: string, topic: string, key: string, value: Uint8Array, headers: string]
-    >('INSERT INTO outbox (actor_type, actor_id, ord, id, topic, key, value, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     markSent: db.prepare<[...Key, id: string]>('DELETE FROM outbox WHERE actor_type = ? AND actor_id = ? AND id = ?'),
     fenceEpoch: db.prepare<[scope: string], { epoch: number }>('SELECT epoch FROM fences WHERE scope = ?'),
     setFence: db.prepare<[scope: string, epoch: number]>(
@@ -233,6 +225,7 @@ export class EmbeddedStore implements Store {
   private readonly loadTx: Database.Transaction<(actor: ActorRef) => ActorRecord>;
   private readonly markSentTx: Database.Transaction<(actor: ActorRef, ids: readonly string[]) => void>;
   private readonly claimTx: Database.Transaction<(fence: Fence) => void>;
+  private readonly claimNextTx: Database.Transaction<(scope: string) => number>;
   private closed = false;
 
   /** Opens (creating or migrating when needed) the database at `options.path`. */
@@ -257,12 +250,14 @@ export class EmbeddedStore implements Store {
     this.claimTx = this.db.transaction((fence: Fence) => {
       const stored = this.sql.fenceEpoch.get(fence.scope)?.epoch;
       if (stored !== undefined && stored > fence.epoch) {
-        throw new RuntimeError(
-          RuntimeErrorCode.Fenced,
-          `${fence.scope}: cannot claim epoch ${fence.epoch}, epoch ${stored} owns it`,
-        );
+        throw new RuntimeError(RuntimeErrorCode.Fenced, `${fence.scope}: cannot claim epoch ${fence.epoch}, epoch ${stored} owns it`);
       }
       if (stored !== fence.epoch) this.sql.setFence.run(fence.scope, fence.epoch);
+    });
+    this.claimNextTx = this.db.transaction((scope: string) => {
+      const next = (this.sql.fenceEpoch.get(scope)?.epoch ?? 0) + 1;
+      this.sql.setFence.run(scope, next);
+      return next;
     });
   }
 
@@ -315,6 +310,10 @@ export class EmbeddedStore implements Store {
     this.use(() => this.claimTx.immediate(fence));
   }
 
+  async claimNext(scope: string): Promise<number> {
+    return this.use(() => this.claimNextTx.immediate(scope));
+  }
+
   /** Closes the database; later calls fail with CLOSED. Closing again does nothing. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -335,18 +334,16 @@ export class EmbeddedStore implements Store {
     const key: Key = [actor.type, actor.id];
     const row = this.sql.actor.get(...key);
     const snapshot = this.sql.snapshot.get(...key);
-    const events = this.sql.eventsAfter.all(...key, snapshot?.seq ?? 0).map(
-      (event): StoredEvent => ({ seq: event.seq, data: bytes(event.data), at: event.at }),
-    );
-    const outbox = this.sql.outbox.all(...key).map(
-      (message): OutboxMessage => ({
-        id: message.id,
-        topic: message.topic,
-        key: message.key,
-        value: bytes(message.value),
-        headers: JSON.parse(message.headers) as Record<string, string>,
-      }),
-    );
+    const events = this.sql.eventsAfter
+      .all(...key, snapshot?.seq ?? 0)
+      .map((event): StoredEvent => ({ seq: event.seq, data: bytes(event.data), at: event.at }));
+    const outbox = this.sql.outbox.all(...key).map((message): OutboxMessage => ({
+      id: message.id,
+      topic: message.topic,
+      key: message.key,
+      value: bytes(message.value),
+      headers: JSON.parse(message.headers) as Record<string, string>,
+    }));
     const record: ActorRecord = { events, seq: row?.seq ?? 0, outbox };
     if (snapshot) record.snapshot = { seq: snapshot.seq, state: bytes(snapshot.state) };
     if (row?.last_input_offset != null) record.lastInputOffset = row.last_input_offset;
@@ -372,12 +369,9 @@ export class EmbeddedStore implements Store {
     const seq = row?.seq ?? 0;
     if (write.expectedSeq !== seq) {
       // Retriable: the turn can run again on the state as it now is.
-      throw new ActorError(
-        RuntimeErrorCode.Conflict,
-        actor,
-        `expected seq ${write.expectedSeq} but the journal is at ${seq}`,
-        { retriable: true },
-      );
+      throw new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
+        retriable: true,
+      });
     }
     if (this.sql.isApplied.get(...key, input.id)) {
       throw new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${input.id} was already applied`);
@@ -402,15 +396,7 @@ export class EmbeddedStore implements Store {
     let outboxOrd = this.sql.lastOutboxOrd.get(...key)?.ord ?? 0;
     for (const message of write.outbox ?? []) {
       outboxOrd += 1;
-      this.sql.addOutbox.run(
-        ...key,
-        outboxOrd,
-        message.id,
-        message.topic,
-        message.key,
-        message.value,
-        JSON.stringify(message.headers),
-      );
+      this.sql.addOutbox.run(...key, outboxOrd, message.id, message.topic, message.key, message.value, JSON.stringify(message.headers));
     }
 
     if (write.snapshot) this.sql.upsertSnapshot.run(...key, write.snapshot.seq, write.snapshot.state);
@@ -460,10 +446,7 @@ function migrate(db: Database.Database, path: string): void {
 
 /** Maps SQLite's corruption codes to CORRUPT; everything else is passed on as thrown. */
 function normalise(error: unknown, path: string): unknown {
-  if (
-    error instanceof Database.SqliteError &&
-    (error.code === 'SQLITE_NOTADB' || error.code.startsWith('SQLITE_CORRUPT'))
-  ) {
+  if (error instanceof Database.SqliteError && (error.code === 'SQLITE_NOTADB' || error.code.startsWith('SQLITE_CORRUPT'))) {
     return new RuntimeError(RuntimeErrorCode.Corrupt, `${path}: ${error.message}`, { cause: error });
   }
   return error;
