@@ -11,6 +11,8 @@ import { markdown, versions } from './report.js';
 import { actorPath } from './scenarios/actor-path.js';
 import { kafkaPath } from './scenarios/kafka-path.js';
 import { llmPool } from './scenarios/llm-pool.js';
+import { operatorReconcile } from './scenarios/operator-reconcile.js';
+import { wsFanout } from './scenarios/ws-fanout.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -26,11 +28,18 @@ const SCENARIOS: Scenario[] = [
   { name: 'actor path', sizes: { quick: [4_000], full: [20_000, 200_000, 2_000_000] }, run: actorPath },
   { name: 'llm pool (concurrency C)', sizes: { quick: [128], full: [128, 512] }, run: (concurrency) => llmPool(concurrency) },
   {
+    name: 'operator reconcile (N Projects)',
+    sizes: { quick: [100], full: [1_000] },
+    servers: true,
+    run: (count, servers) => operatorReconcile(servers().kube.kubeconfig, count),
+  },
+  {
     name: 'kafka path',
     sizes: { quick: [2_000], full: [10_000, 50_000, 100_000] },
     servers: true,
     run: (total, servers) => kafkaPath(servers().kafka.brokers, total),
   },
+  { name: 'ws fan-out (N clients)', sizes: { quick: [500], full: [1_000, 5_000, 10_000] }, run: (clients) => wsFanout(clients) },
 ];
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -117,3 +117,8 @@ export {
   type OnExceeded,
 } from './llm/errors.js';
 export { countTokens, countChatTokens } from './llm/tokens.js';
+export { Gateway, GATEWAY_DEFAULTS, type GatewayOptions } from './gateway/gateway.js';
+export { StreamServer, STREAM_SERVER_DEFAULTS, type StreamServerOptions } from './gateway/stream-server.js';
+export { STREAM_LIMITS_DEFAULTS, type StreamLimits } from './gateway/stream.js';
+export { TopicHub, TOPIC_HUB_DEFAULTS, type TopicHubOptions, type TopicTuning, type SnapshotSource, type ResumePoint } from './gateway/topic-hub.js';
+export { Tokens, TOKENS_DEFAULTS, type TokensOptions, type TokenClaims, type NewClaims, type PlatformRole } from './gateway/tokens.js';

@@ -1,0 +1,157 @@
+/**
+ * RuntimeClient over the runtime's gRPC RuntimeService (ts-proto client on @grpc/grpc-js).
+ * The one place gRPC statuses become operator errors.
+ */
+import { Metadata, credentials, status as GrpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import {
+  RuntimeServiceClient,
+  type Approve,
+  type CancelProject,
+  type GetProjectResponse,
+  type ListPoolsResponse,
+  type PoolEntry,
+  type ProjectStatus,
+  type SubmitProject,
+} from '@troupe/proto';
+import { OperatorError, OperatorErrorCode, checkOption, isPositiveInteger } from '../errors.js';
+import type { ProjectStream, ProjectStreamHandlers, RuntimeClient } from './runtime.js';
+
+export interface GrpcRuntimeClientOptions {
+  /** host:port of RuntimeService, e.g. `troupe-runtime:50051`. */
+  address: string;
+  /** Unary calls fail after this long (default 5 s). */
+  deadlineMs: number;
+  /** Default: plaintext, for in-cluster traffic behind a NetworkPolicy or a mesh. */
+  credentials: ChannelCredentials;
+  /** Longest wait between reconnection attempts to an unreachable runtime (default 10 s). */
+  maxReconnectBackoffMs: number;
+}
+
+export const GRPC_RUNTIME_CLIENT_DEFAULTS = {
+  deadlineMs: 5_000,
+  maxReconnectBackoffMs: 10_000,
+} as const satisfies Partial<GrpcRuntimeClientOptions>;
+
+/**
+ * @example
+ * const runtime = new GrpcRuntimeClient({ address: 'troupe-runtime:50051' });
+ * await runtime.submitProject(`submit/${uid}/${generation}`, command);
+ */
+export class GrpcRuntimeClient implements RuntimeClient {
+  readonly options: GrpcRuntimeClientOptions;
+  private readonly client: RuntimeServiceClient;
+
+  constructor(options: Pick<GrpcRuntimeClientOptions, 'address'> & Partial<GrpcRuntimeClientOptions>) {
+    this.options = { ...GRPC_RUNTIME_CLIENT_DEFAULTS, credentials: credentials.createInsecure(), ...options };
+    validate(this.options);
+    this.client = new RuntimeServiceClient(this.options.address, this.options.credentials, {
+      // grpc-js backs off up to 120 s by default: a runtime that comes up would stay unused that long.
+      'grpc.max_reconnect_backoff_ms': this.options.maxReconnectBackoffMs,
+      'grpc.keepalive_time_ms': 30_000,
+    });
+  }
+
+  async submitProject(commandId: string, command: SubmitProject): Promise<void> {
+    await this.unary('SubmitProject', (deadline, done) => this.client.submitProject({ commandId, command }, new Metadata(), { deadline }, done));
+  }
+
+  async cancelProject(commandId: string, command: CancelProject): Promise<void> {
+    try {
+      await this.unary('CancelProject', (deadline, done) => this.client.cancelProject({ commandId, command }, new Metadata(), { deadline }, done));
+    } catch (error) {
+      if (!(error instanceof RuntimeCallError && error.grpcCode === GrpcStatus.NOT_FOUND)) throw error;
+    }
+  }
+
+  async approve(commandId: string, command: Approve): Promise<void> {
+    await this.unary('Approve', (deadline, done) => this.client.approve({ commandId, command }, new Metadata(), { deadline }, done));
+  }
+
+  async getProject(namespace: string, name: string): Promise<ProjectStatus | undefined> {
+    try {
+      const response = await this.unary<GetProjectResponse>('GetProject', (deadline, done) => this.client.getProject({ namespace, name }, new Metadata(), { deadline }, done));
+      return response.status;
+    } catch (error) {
+      if (error instanceof RuntimeCallError && error.grpcCode === GrpcStatus.NOT_FOUND) return undefined;
+      throw error;
+    }
+  }
+
+  watchProject(namespace: string, name: string, handlers: ProjectStreamHandlers): ProjectStream {
+    const call = this.client.watchProject({ namespace, name, afterSequence: 0 });
+    let closed = false;
+    let ended = false;
+    const end = (error: OperatorError | undefined) => {
+      if (closed || ended) return;
+      ended = true;
+      handlers.onEnd(error);
+    };
+    call.on('data', (update) => {
+      if (!closed) handlers.onUpdate(update);
+    });
+    call.on('error', (error: ServiceError) => end(callError('WatchProject', error)));
+    call.on('end', () => end(undefined));
+    return {
+      close() {
+        closed = true;
+        call.cancel();
+      },
+    };
+  }
+
+  async listPools(namespace?: string): Promise<PoolEntry[]> {
+    const response = await this.unary<ListPoolsResponse>('ListPools', (deadline, done) => this.client.listPools({ namespace: namespace ?? '' }, new Metadata(), { deadline }, done));
+    return response.pools;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<R>(method: string, call: (deadline: Date, done: (error: ServiceError | null, response: R) => void) => void): Promise<R> {
+    return new Promise((resolve, reject) => {
+      call(new Date(Date.now() + this.options.deadlineMs), (error, response) => (error ? reject(callError(method, error)) : resolve(response)));
+    });
+  }
+}
+
+/** A failed RuntimeService call, with the gRPC status code it ended with. */
+export class RuntimeCallError extends OperatorError {
+  override name = 'RuntimeCallError';
+
+  constructor(
+    code: OperatorErrorCode,
+    readonly method: string,
+    readonly grpcCode: number,
+    message: string,
+    options: { retriable: boolean; cause: unknown },
+  ) {
+    super(code, `RuntimeService/${method}: ${message}`, options);
+  }
+}
+
+const REJECTED: ReadonlySet<number> = new Set([
+  GrpcStatus.INVALID_ARGUMENT,
+  GrpcStatus.FAILED_PRECONDITION,
+  GrpcStatus.OUT_OF_RANGE,
+  GrpcStatus.ALREADY_EXISTS,
+  GrpcStatus.PERMISSION_DENIED,
+  GrpcStatus.UNAUTHENTICATED,
+  GrpcStatus.UNIMPLEMENTED,
+  GrpcStatus.NOT_FOUND,
+]);
+
+/** gRPC status → operator error: refusals are final, everything else may pass on a retry. */
+function callError(method: string, error: ServiceError): RuntimeCallError {
+  const rejected = REJECTED.has(error.code);
+  return new RuntimeCallError(rejected ? OperatorErrorCode.RuntimeRejected : OperatorErrorCode.RuntimeUnavailable, method, error.code, error.details || error.message, {
+    retriable: !rejected,
+    cause: error,
+  });
+}
+
+function validate(options: GrpcRuntimeClientOptions): void {
+  const component = 'GrpcRuntimeClient';
+  checkOption(/^[^\s]+:\d+$/.test(options.address.replace(/^dns:\/{0,3}|^ipv4:|^ipv6:/, '')), component, 'address', 'must be host:port', options.address);
+  for (const key of ['deadlineMs', 'maxReconnectBackoffMs'] as const) checkOption(isPositiveInteger(options[key]), component, key, 'must be a positive integer', options[key]);
+}

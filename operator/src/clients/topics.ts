@@ -1,0 +1,19 @@
+/**
+ * The pool topics `troupe.pool.<namespace>.<pool>`, as an interface: the AgentPool controller
+ * needs each to exist with at least a number of partitions, and only the composition root picks
+ * the implementation (Kafka's admin API). Failures are KAFKA_UNAVAILABLE OperatorErrors.
+ */
+
+/** What `ensure` had to do. */
+export type TopicChange = 'created' | 'grown' | 'unchanged';
+
+export interface PoolTopics {
+  /** Creates `topic` with `partitions`, or grows it to that many; never shrinks (Kafka cannot). */
+  ensure(topic: string, partitions: number): Promise<TopicChange>;
+  close(): Promise<void>;
+}
+
+/** The topic that carries a pool's work (architecture: `troupe.pool.<namespace>.<pool>`). */
+export function poolTopic(namespace: string, pool: string): string {
+  return `troupe.pool.${namespace}.${pool}`;
+}

@@ -1,0 +1,141 @@
+/**
+ * The pure builders of the AgentPool controller, without a cluster: the Deployment a pool
+ * becomes, and the pool's status from its Deployment and the runtime's load.
+ */
+import { describe, expect, it } from 'vitest';
+import type { AgentPool } from '../api/v1alpha1/agentpool.types.js';
+import type { Deployment } from '../kube/types.js';
+import { poolStatus, topicPartitions, TOPIC_SIZING_DEFAULTS } from './agentpool.controller.js';
+import { AGENT_DEPLOYMENT_DEFAULTS, desiredDeployment, labelValue, selectorString } from './agentpool.deployment.js';
+
+const NOW = new Date('2026-11-25T10:00:00Z');
+
+function pool(spec: Partial<AgentPool['spec']> = {}, name = 'developers'): AgentPool {
+  return {
+    metadata: { name, namespace: 'acme', uid: 'uid-1', generation: 3 },
+    spec: { role: 'developer', model: { provider: 'simulated', name: 'sim-small' }, ...spec },
+  };
+}
+
+const SETTINGS = { ...AGENT_DEPLOYMENT_DEFAULTS, image: 'registry.local/troupe-runtime:1.2.3', kafkaBrokers: ['kafka-0:9092', 'kafka-1:9092'] };
+
+function env(deployment: Deployment): Record<string, unknown> {
+  const container = deployment.spec.template.spec?.containers[0];
+  return Object.fromEntries((container?.env ?? []).map((variable) => [variable.name, variable.value ?? variable.valueFrom]));
+}
+
+describe('desiredDeployment', () => {
+  it('runs the pool as the runtime image with its model, concurrency, limits and brokers in the environment', () => {
+    const deployment = desiredDeployment(
+      pool({ model: { provider: 'openai', name: 'gpt-4.1-mini', temperature: 0.2, maxOutputTokens: 4096 }, concurrency: 8, rateLimit: { requestsPerMinute: 600, tokensPerMinute: 2_000_000 }, systemPrompt: 'Write code.' }),
+      SETTINGS,
+    );
+    expect(deployment.spec.template.spec?.containers[0]?.image).toBe('registry.local/troupe-runtime:1.2.3');
+    expect(env(deployment)).toEqual({
+      TROUPE_POOL_NAMESPACE: 'acme',
+      TROUPE_POOL_NAME: 'developers',
+      TROUPE_POOL_ROLE: 'developer',
+      TROUPE_POOL_TOPIC: 'troupe.pool.acme.developers',
+      TROUPE_MODEL_PROVIDER: 'openai',
+      TROUPE_MODEL_NAME: 'gpt-4.1-mini',
+      TROUPE_MODEL_TEMPERATURE: '0.2',
+      TROUPE_MODEL_MAX_OUTPUT_TOKENS: '4096',
+      TROUPE_CONCURRENCY: '8',
+      TROUPE_RATE_LIMIT_RPM: '600',
+      TROUPE_RATE_LIMIT_TPM: '2000000',
+      TROUPE_SYSTEM_PROMPT: 'Write code.',
+      TROUPE_KAFKA_BROKERS: 'kafka-0:9092,kafka-1:9092',
+    });
+  });
+
+  it('leaves out what the pool does not set, and takes a prompt from its ConfigMap by reference', () => {
+    const deployment = desiredDeployment(pool({ promptRef: { configMapKeyRef: { name: 'prompts', key: 'developer.md' } } }), { ...SETTINGS, kafkaBrokers: [] });
+    const variables = env(deployment);
+    expect(variables.TROUPE_SYSTEM_PROMPT).toEqual({ configMapKeyRef: { name: 'prompts', key: 'developer.md' } });
+    expect(variables.TROUPE_CONCURRENCY).toBe('4');
+    for (const absent of ['TROUPE_MODEL_TEMPERATURE', 'TROUPE_RATE_LIMIT_RPM', 'TROUPE_KAFKA_BROKERS']) expect(variables).not.toHaveProperty(absent);
+  });
+
+  it('takes replicas and resources from the spec, one replica when unset', () => {
+    const resources = { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '1Gi' } };
+    const scaled = desiredDeployment(pool({ replicas: 7, resources }), SETTINGS);
+    expect(scaled.spec.replicas).toBe(7);
+    expect(scaled.spec.template.spec?.containers[0]?.resources).toEqual(resources);
+    expect(desiredDeployment(pool(), SETTINGS).spec.replicas).toBe(1);
+    expect(desiredDeployment(pool({ replicas: 0 }), SETTINGS).spec.replicas).toBe(0);
+  });
+
+  it('is owned by the pool, so that deleting the pool deletes it', () => {
+    expect(desiredDeployment(pool(), SETTINGS).metadata.ownerReferences).toEqual([
+      { apiVersion: 'troupe.dev/v1alpha1', kind: 'AgentPool', name: 'developers', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+    ]);
+  });
+
+  it('selects its pods by labels the pods carry, leaving the role out of the immutable selector', () => {
+    const deployment = desiredDeployment(pool(), SETTINGS);
+    const selector = deployment.spec.selector.matchLabels ?? {};
+    expect(selector).toEqual({ 'app.kubernetes.io/name': 'troupe-agent', 'troupe.dev/pool': 'developers' });
+    expect(deployment.spec.template.metadata?.labels).toMatchObject({ ...selector, 'troupe.dev/role': 'developer' });
+    expect(selectorString(pool())).toBe('app.kubernetes.io/name=troupe-agent,troupe.dev/pool=developers');
+    const renamedRole = desiredDeployment(pool({ role: 'reviewer' }), SETTINGS);
+    expect(renamedRole.spec.selector).toEqual(deployment.spec.selector);
+  });
+
+  it('turns a name longer than a label value allows into a unique one that fits', () => {
+    const long = `team-${'x'.repeat(80)}`;
+    const value = labelValue(long);
+    expect(value.length).toBeLessThanOrEqual(63);
+    expect(value).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    expect(labelValue(`${long}y`)).not.toBe(value);
+    expect(labelValue('developers')).toBe('developers');
+  });
+});
+
+describe('poolStatus', () => {
+  const deployment = (status: Deployment['status']): Deployment => ({ ...desiredDeployment(pool(), SETTINGS), status });
+
+  it('is Ready when the Deployment has as many ready replicas as the pool wants', () => {
+    const status = poolStatus(pool({ replicas: 2 }), deployment({ replicas: 2, readyReplicas: 2 }), {}, undefined, NOW);
+    expect(status).toMatchObject({ replicas: 2, readyReplicas: 2, observedGeneration: 3, selector: 'app.kubernetes.io/name=troupe-agent,troupe.dev/pool=developers' });
+    expect(status.conditions).toEqual([
+      { type: 'Ready', status: 'True', reason: 'ReplicasReady', message: '2/2 replicas ready', observedGeneration: 3, lastTransitionTime: '2026-11-25T10:00:00Z' },
+      { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems found', observedGeneration: 3, lastTransitionTime: '2026-11-25T10:00:00Z' },
+    ]);
+  });
+
+  it('is not Ready while replicas are missing, and Ready when scaled to zero', () => {
+    const waiting = poolStatus(pool({ replicas: 3 }), deployment({ replicas: 3, readyReplicas: 1 }), {}, undefined, NOW);
+    expect(waiting.conditions?.[0]).toMatchObject({ status: 'False', reason: 'ReplicasNotReady', message: '1/3 replicas ready' });
+    const parked = poolStatus(pool({ replicas: 0 }), deployment({}), {}, undefined, NOW);
+    expect(parked.conditions?.[0]).toMatchObject({ status: 'True', reason: 'ScaledToZero' });
+  });
+
+  it('is Degraded, with the reason, when the Deployment fails, the topic cannot be made or the provider is not Ready', () => {
+    const failing = deployment({ conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: 'quota exceeded' }] });
+    expect(poolStatus(pool(), failing, {}, undefined, NOW).conditions?.[1]).toMatchObject({ status: 'True', reason: 'DeploymentFailing', message: 'Deployment: quota exceeded' });
+    expect(poolStatus(pool(), deployment({}), { topic: 'broker down' }, undefined, NOW).conditions?.[1]).toMatchObject({ status: 'True', reason: 'TopicUnavailable' });
+    expect(poolStatus(pool(), deployment({}), { provider: 'ModelProvider openai not found' }, undefined, NOW).conditions?.[1]).toMatchObject({ status: 'True', reason: 'ProviderNotReady' });
+  });
+
+  it('takes load from the runtime, and keeps the last load written when the runtime did not answer', () => {
+    const load = { pool: 'developers', replicas: 2, ready: 2, busy: 5, queueDepth: 12, role: 'developer', tokens: 9_000, costUsd: 0.42 };
+    const fresh = poolStatus(pool(), deployment({}), {}, load, NOW);
+    expect(fresh).toMatchObject({ busy: 5, queueDepth: 12, tokens: 9_000, costUSD: 0.42 });
+    const later = poolStatus({ ...pool(), status: fresh }, deployment({ replicas: 1 }), {}, undefined, NOW);
+    expect(later).toMatchObject({ busy: 5, queueDepth: 12, tokens: 9_000, costUSD: 0.42, replicas: 1 });
+  });
+
+  it('keeps a condition\'s transition time while its status holds', () => {
+    const first = poolStatus(pool({ replicas: 2 }), deployment({ readyReplicas: 0 }), {}, undefined, NOW);
+    const later = poolStatus({ ...pool({ replicas: 2 }), status: first }, deployment({ readyReplicas: 1 }), {}, undefined, new Date('2026-11-25T11:00:00Z'));
+    expect(later.conditions?.[0]).toMatchObject({ status: 'False', message: '1/2 replicas ready', lastTransitionTime: '2026-11-25T10:00:00Z' });
+  });
+});
+
+describe('topicPartitions', () => {
+  it('gives every replica partitions of its own, and a floor for small pools', () => {
+    expect(topicPartitions(0, TOPIC_SIZING_DEFAULTS)).toBe(4);
+    expect(topicPartitions(1, TOPIC_SIZING_DEFAULTS)).toBe(4);
+    expect(topicPartitions(10, TOPIC_SIZING_DEFAULTS)).toBe(20);
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * The desired Deployment of an AgentPool, as a pure function of the pool and the operator's
+ * settings: what the AgentPool controller applies and what its unit tests check without a
+ * cluster. The runtime's agent pods read their pool from the TROUPE_* environment set here.
+ */
+import { createHash } from 'node:crypto';
+import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
+import { AgentPools, type AgentPool } from '../api/v1alpha1/agentpool.types.js';
+import { poolTopic } from '../clients/topics.js';
+import { apiVersionOf } from '../kube/client.js';
+import type { Deployment, OwnerReference } from '../kube/types.js';
+
+/** How the operator runs agent pods, the same for every pool. */
+export interface AgentDeploymentSettings {
+  /** The runtime image the agent pods run. */
+  image: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** Kafka bootstrap brokers the pods consume the pool topic from; empty for none. */
+  kafkaBrokers: readonly string[];
+  /** Port of the pods' /healthz and /readyz. */
+  healthPort: number;
+}
+
+export const AGENT_DEPLOYMENT_DEFAULTS = {
+  image: 'ghcr.io/troupe-dev/troupe-runtime:0.1.0',
+  imagePullPolicy: 'IfNotPresent',
+  kafkaBrokers: [],
+  healthPort: 8080,
+} as const satisfies AgentDeploymentSettings;
+
+/** Labels every agent pod carries; the selector uses only the stable two. */
+const AGENT_APP_LABEL = 'troupe-agent';
+const POOL_LABEL = 'troupe.dev/pool';
+/** Selects the Deployments this operator made, so that its cache holds no others. */
+export const MANAGED_BY_SELECTOR = 'app.kubernetes.io/managed-by=troupe-operator';
+
+/** The Deployment's name: the pool's, so that `kubectl get deploy developers` finds it. */
+export function deploymentName(pool: AgentPool): string {
+  return pool.metadata.name;
+}
+
+/** The pods' label selector; part of the immutable Deployment selector, so it never includes the role. */
+export function poolSelector(pool: AgentPool): Record<string, string> {
+  return { 'app.kubernetes.io/name': AGENT_APP_LABEL, [POOL_LABEL]: labelValue(pool.metadata.name) };
+}
+
+/** The selector as the string the scale subresource and HPAs read from status.selector. */
+export function selectorString(pool: AgentPool): string {
+  return Object.entries(poolSelector(pool))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+}
+
+/** The controller reference that makes the pool own (and garbage-collect) an object. */
+function ownerReference(pool: AgentPool): OwnerReference {
+  return {
+    apiVersion: apiVersionOf(AgentPools),
+    kind: AgentPools.kind,
+    name: pool.metadata.name,
+    uid: pool.metadata.uid ?? '',
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/**
+ * @example
+ * const deployment = desiredDeployment(pool, { ...AGENT_DEPLOYMENT_DEFAULTS, kafkaBrokers: ['kafka:9092'] });
+ * await client.apply(Deployments, deployment);
+ */
+export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSettings): Deployment {
+  const { spec } = pool;
+  const namespace = pool.metadata.namespace ?? '';
+  const labels = {
+    ...poolSelector(pool),
+    'app.kubernetes.io/instance': labelValue(pool.metadata.name),
+    'app.kubernetes.io/component': 'agent-pool',
+    'app.kubernetes.io/part-of': 'troupe',
+    'app.kubernetes.io/managed-by': 'troupe-operator',
+    'troupe.dev/role': spec.role,
+  };
+  const env: V1EnvVar[] = [
+    { name: 'TROUPE_POOL_NAMESPACE', value: namespace },
+    { name: 'TROUPE_POOL_NAME', value: pool.metadata.name },
+    { name: 'TROUPE_POOL_ROLE', value: spec.role },
+    { name: 'TROUPE_POOL_TOPIC', value: poolTopic(namespace, pool.metadata.name) },
+    { name: 'TROUPE_MODEL_PROVIDER', value: spec.model.provider },
+    { name: 'TROUPE_MODEL_NAME', value: spec.model.name },
+    ...optional('TROUPE_MODEL_TEMPERATURE', spec.model.temperature),
+    ...optional('TROUPE_MODEL_MAX_OUTPUT_TOKENS', spec.model.maxOutputTokens),
+    { name: 'TROUPE_CONCURRENCY', value: String(spec.concurrency ?? 4) },
+    // Pool-wide limits: each replica takes from the shared Redis buckets, not a share of its own.
+    ...optional('TROUPE_RATE_LIMIT_RPM', spec.rateLimit?.requestsPerMinute),
+    ...optional('TROUPE_RATE_LIMIT_TPM', spec.rateLimit?.tokensPerMinute),
+    ...systemPrompt(pool),
+    ...(settings.kafkaBrokers.length > 0 ? [{ name: 'TROUPE_KAFKA_BROKERS', value: settings.kafkaBrokers.join(',') }] : []),
+  ];
+  const container: V1Container = {
+    name: 'agent',
+    image: settings.image,
+    imagePullPolicy: settings.imagePullPolicy,
+    env,
+    ports: [{ name: 'http', containerPort: settings.healthPort }],
+    readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
+    livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+    securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    ...(spec.resources === undefined ? {} : { resources: spec.resources }),
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: deploymentName(pool), namespace, labels, ownerReferences: [ownerReference(pool)] },
+    spec: {
+      replicas: spec.replicas ?? 1,
+      selector: { matchLabels: poolSelector(pool) },
+      template: {
+        metadata: { labels },
+        spec: {
+          containers: [container],
+          securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+          // An agent finishing its LLM calls on SIGTERM needs longer than the default 30 s.
+          terminationGracePeriodSeconds: 120,
+        },
+      },
+    },
+  };
+}
+
+function optional(name: string, value: number | undefined): V1EnvVar[] {
+  return value === undefined ? [] : [{ name, value: String(value) }];
+}
+
+function systemPrompt(pool: AgentPool): V1EnvVar[] {
+  if (pool.spec.systemPrompt !== undefined) return [{ name: 'TROUPE_SYSTEM_PROMPT', value: pool.spec.systemPrompt }];
+  const ref = pool.spec.promptRef?.configMapKeyRef;
+  return ref === undefined ? [] : [{ name: 'TROUPE_SYSTEM_PROMPT', valueFrom: { configMapKeyRef: { name: ref.name, key: ref.key } } }];
+}
+
+/**
+ * A label value for a name: names may be 253 characters, label values 63; a longer name keeps
+ * its start and a hash, so that it stays unique and readable.
+ */
+export function labelValue(name: string): string {
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 10);
+  return `${name.slice(0, 52).replace(/[^a-z0-9]+$/, '')}-${hash}`;
+}

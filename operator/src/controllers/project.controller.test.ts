@@ -1,0 +1,182 @@
+/**
+ * Project against the real API server and the real runtime (the embedded runtime with its gRPC
+ * RuntimeService, on the simulated LLM provider over HTTP): the sample project is submitted,
+ * waits at its approval gate until `kubectl annotate` approves it, and is delivered, its status
+ * written coalesced; a spec change is resubmitted; deleting a project cancels it in the runtime.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProjectPhase } from '@troupe/proto';
+import { createProvider, SimulatedServer, startEmbeddedRuntime, type EmbeddedRuntime, type PoolResource } from '@troupe/runtime';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
+import { CRDS_DIR, createNamespace, ensureCrds, eventsOf, kubectl, kubectlOk, samples, testOperator, type TestOperator } from '../testing/cluster.js';
+
+interface SamplePool {
+  metadata: { name: string };
+  spec: { role: string; replicas?: number; concurrency?: number; model: { provider: string; name: string; maxOutputTokens?: number } };
+}
+
+/** The sample pools as the runtime runs them; in a cluster their pods would register them. */
+function runtimePools(namespace: string): PoolResource[] {
+  return parseAllDocuments(readFileSync(`${CRDS_DIR}samples/pools.yaml`, 'utf8')).map((document) => {
+    const pool = document.toJS() as SamplePool;
+    return {
+      namespace,
+      name: pool.metadata.name,
+      replicas: pool.spec.replicas ?? 1,
+      spec: { role: pool.spec.role, model: { ...pool.spec.model, maxOutputTokens: 512 }, concurrency: pool.spec.concurrency ?? 4 },
+    };
+  });
+}
+
+/** A project of the sample client that waits for approval after `gate`. */
+function projectYaml(name: string, gate: string, extra = ''): string {
+  return `apiVersion: troupe.dev/v1alpha1
+kind: Project
+metadata:
+  name: ${name}
+spec:
+  client: acme
+  brief: A booking page for the climbing wall, with a calendar and card payments.
+  budget:
+    maxCostUSD: 3
+  approvals: [${gate}]
+${extra}`;
+}
+
+describe('Project controller, with the embedded runtime', () => {
+  let namespace = '';
+  let dataDir = '';
+  let server: SimulatedServer;
+  let embedded: EmbeddedRuntime;
+  let runtime: GrpcRuntimeClient;
+  let operator: TestOperator;
+  /** Status writes per project, counted as the operator sends them. */
+  const statusWrites = new Map<string, number>();
+  const condition = (name: string, type: string) =>
+    kubectlOk(['get', 'project', name, '-n', namespace, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status} {.status.conditions[?(@.type=="${type}")].reason}: {.status.conditions[?(@.type=="${type}")].message}`]);
+  const field = (kind: string, name: string, path: string) => kubectlOk(['get', kind, name, '-n', namespace, '-o', `jsonpath={${path}}`]);
+
+  beforeAll(async () => {
+    await ensureCrds();
+    namespace = await createNamespace('projects');
+    dataDir = mkdtempSync(join(tmpdir(), 'troupe-operator-runtime-'));
+    server = await SimulatedServer.start({ latencyMs: 20, tokensPerSecond: Infinity, seed: 7 });
+    embedded = await startEmbeddedRuntime({
+      dataDir,
+      providers: [
+        createProvider('simulated', {
+          type: 'simulated',
+          baseURL: server.openaiBaseURL,
+          pricing: [
+            { model: 'sim-large', inputPerMTokUSD: 3, outputPerMTokUSD: 15 },
+            { model: 'sim-small', inputPerMTokUSD: 0.25, outputPerMTokUSD: 1.25 },
+          ],
+        }),
+      ],
+      pools: runtimePools(namespace),
+      grpcPort: 0,
+      taskCheckMs: 1_000,
+    });
+    runtime = new GrpcRuntimeClient({ address: embedded.grpcAddress as string });
+    operator = testOperator(namespace, runtime, {
+      onRequest: (request) => {
+        if (request.resource === 'projects' && request.subresource === 'status' && request.name !== undefined) {
+          statusWrites.set(request.name, (statusWrites.get(request.name) ?? 0) + 1);
+        }
+      },
+    });
+  });
+  afterAll(async () => {
+    await operator.stop();
+    runtime.close();
+    await embedded.stop();
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    await kubectl(['delete', 'namespace', namespace, '--wait=false']);
+  });
+
+  it('delivers the sample project: submitted, held at its approval gate until kubectl annotate approves it', async () => {
+    let runtimeEvents = 0;
+    const stopCounting = await embedded.company.watch({ namespace, project: 'storefront' }, () => (runtimeEvents += 1));
+    const started = Date.now();
+    await kubectlOk(['apply', '-f', '-'], samples(namespace, ['provider', 'pools', 'project']));
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=Accepted', 'project/storefront', '--timeout=30s']);
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/storefront', '--timeout=60s']);
+    expect(await condition('storefront', 'AwaitingApproval')).toBe(
+      'True ApprovalRequired: architecture waits for approval: kubectl annotate project storefront troupe.dev/approve=architecture',
+    );
+    expect(await kubectlOk(['get', 'project', 'storefront', '-n', namespace, '--no-headers'])).toMatch(/^storefront\s+acme\s+AwaitingApproval\s/);
+
+    await kubectlOk(['annotate', 'project', 'storefront', '-n', namespace, 'troupe.dev/approve=architecture']);
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=Delivered', 'project/storefront', '--timeout=90s']);
+    const elapsedMs = Date.now() - started;
+    await stopCounting();
+
+    const status = JSON.parse(await field('project', 'storefront', '.status')) as {
+      phase: string;
+      observedGeneration: number;
+      progress: { percent: number; tasksDone: number; tasksTotal: number };
+      cost: { usd: number; llmCalls: number };
+      artifacts: { name: string; sha256: string }[];
+      completedAt?: string;
+    };
+    expect(status).toMatchObject({ phase: 'Delivered', observedGeneration: 1, progress: { percent: 100 } });
+    expect(status.cost.usd).toBeGreaterThan(0);
+    expect(status.cost.llmCalls).toBe(server.stats().completions);
+    expect(status.artifacts.map((artifact) => artifact.name)).toEqual(expect.arrayContaining(['requirements.md', 'architecture.md', 'README.md']));
+    expect(status.completedAt).toBeDefined();
+    expect(await condition('storefront', 'Running')).toBe('False Delivered: project is Delivered');
+    expect(await eventsOf(namespace, 'Project', 'storefront')).toEqual(
+      expect.arrayContaining(['Submitted: handed generation 1 to the runtime', 'Approved: approved phase architecture', expect.stringMatching(/^Delivered: phase \w+ → Delivered/)]),
+    );
+
+    // Coalesced: far fewer status writes than runtime events, and at most about one per 500 ms.
+    const writes = statusWrites.get('storefront') ?? 0;
+    expect(runtimeEvents).toBeGreaterThan(20);
+    expect(writes).toBeLessThan(runtimeEvents / 2);
+    expect(writes).toBeLessThanOrEqual(Math.ceil(elapsedMs / 500) + 2);
+  });
+
+  it('copies the pools\' load from the runtime into their status', async () => {
+    await expect.poll(() => field('agentpool', 'developers', '.status.queueDepth'), { timeout: 30_000 }).toBe('0');
+    const status = JSON.parse(await field('agentpool', 'developers', '.status')) as Record<string, unknown>;
+    expect(status).toMatchObject({ busy: 0, queueDepth: 0, tokens: 0, costUSD: 0 });
+  });
+
+  it('resubmits a changed spec under its new generation, and warns about an approval for no gate', async () => {
+    await kubectlOk(['apply', '-n', namespace, '-f', '-'], projectYaml('kiosk', 'requirements'));
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/kiosk', '--timeout=60s']);
+
+    await kubectlOk(['patch', 'project', 'kiosk', '-n', namespace, '--type=merge', '-p', '{"spec":{"suspend":true}}']);
+    await expect.poll(() => field('project', 'kiosk', '.status.phase'), { timeout: 30_000 }).toBe('Paused');
+    expect(await field('project', 'kiosk', '.status.observedGeneration')).toBe('2');
+    expect(await condition('kiosk', 'Running')).toBe('False Paused: project is Paused');
+    expect(await condition('kiosk', 'BudgetExceeded')).toMatch(/^False WithinBudget/);
+
+    await kubectlOk(['patch', 'project', 'kiosk', '-n', namespace, '--type=merge', '-p', '{"spec":{"suspend":false}}']);
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/kiosk', '--timeout=60s']);
+    expect(await field('project', 'kiosk', '.status.observedGeneration')).toBe('3');
+    expect(await eventsOf(namespace, 'Project', 'kiosk')).toEqual(expect.arrayContaining(['Submitted: handed generation 2 to the runtime', 'Submitted: handed generation 3 to the runtime']));
+
+    await kubectlOk(['annotate', 'project', 'kiosk', '-n', namespace, 'troupe.dev/approve=deployment']);
+    await expect
+      .poll(() => eventsOf(namespace, 'Project', 'kiosk'), { timeout: 30_000 })
+      .toContain('UnknownApprovalPhase: troupe.dev/approve=deployment names no phase of spec.approvals');
+    expect(await field('project', 'kiosk', '.status.phase')).toBe('AwaitingApproval');
+  });
+
+  it('cancels a project in the runtime when it is deleted, then lets it go', async () => {
+    await kubectlOk(['apply', '-n', namespace, '-f', '-'], projectYaml('hotdesk', 'architecture'));
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/hotdesk', '--timeout=60s']);
+    expect(await field('project', 'hotdesk', '.metadata.finalizers')).toContain('troupe.dev/cancel-in-runtime');
+
+    await kubectlOk(['delete', 'project', 'hotdesk', '-n', namespace, '--timeout=30s']);
+    expect((await kubectl(['get', 'project', 'hotdesk', '-n', namespace])).code).not.toBe(0);
+    await expect.poll(async () => (await runtime.getProject(namespace, 'hotdesk'))?.phase, { timeout: 30_000 }).toBe(ProjectPhase.FAILED);
+    expect(await eventsOf(namespace, 'Project', 'hotdesk')).toContain('Cancelled: cancelled in the runtime');
+  });
+});

@@ -1,0 +1,155 @@
+/**
+ * The operator process: reads flags (or their environment variables), builds the Kubernetes
+ * client from a kubeconfig or the in-cluster service account, the RuntimeService client and the
+ * Kafka admin for pool topics, serves /healthz and /readyz, campaigns for the leader Lease and
+ * reconciles while it holds it. SIGTERM or SIGINT stops it gracefully: reconciles in flight
+ * finish, the Lease is released so another replica takes over at once. A lost Lease exits 1.
+ *
+ *   tsx operator/src/main.ts --kubeconfig ~/.kube/config --runtime-address localhost:50051
+ */
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { GrpcRuntimeClient } from './clients/runtime.grpc.js';
+import { KafkaPoolTopics } from './clients/topics.kafka.js';
+import { AGENT_DEPLOYMENT_DEFAULTS } from './controllers/agentpool.deployment.js';
+import { OperatorError, OperatorErrorCode, toError } from './errors.js';
+import { jsonLogger, type LogLevel } from './kube/log.js';
+import { OPERATOR_DEFAULTS, startOperator } from './operator.js';
+
+/** Each flag, the environment variable read when the flag is absent, and its default. */
+const FLAGS = {
+  kubeconfig: { env: 'KUBECONFIG', default: '' },
+  'runtime-address': { env: 'TROUPE_RUNTIME_ADDRESS', default: 'troupe-runtime:50051' },
+  'kafka-brokers': { env: 'TROUPE_KAFKA_BROKERS', default: '' },
+  namespaces: { env: 'TROUPE_WATCH_NAMESPACES', default: '' },
+  identity: { env: 'POD_NAME', default: `${hostname()}-${randomBytes(3).toString('hex')}` },
+  'leader-elect': { env: 'TROUPE_LEADER_ELECT', default: 'true' },
+  'lease-namespace': { env: 'POD_NAMESPACE', default: 'troupe-system' },
+  'lease-name': { env: 'TROUPE_LEASE_NAME', default: 'troupe-operator' },
+  'lease-duration-ms': { env: 'TROUPE_LEASE_DURATION_MS', default: '15000' },
+  'renew-deadline-ms': { env: 'TROUPE_RENEW_DEADLINE_MS', default: '10000' },
+  'retry-period-ms': { env: 'TROUPE_RETRY_PERIOD_MS', default: '2000' },
+  'agent-image': { env: 'TROUPE_AGENT_IMAGE', default: AGENT_DEPLOYMENT_DEFAULTS.image },
+  'agent-health-port': { env: 'TROUPE_AGENT_HEALTH_PORT', default: String(AGENT_DEPLOYMENT_DEFAULTS.healthPort) },
+  'health-port': { env: 'TROUPE_HEALTH_PORT', default: '8081' },
+  'status-interval-ms': { env: 'TROUPE_STATUS_INTERVAL_MS', default: String(OPERATOR_DEFAULTS.statusIntervalMs) },
+  'metrics-interval-ms': { env: 'TROUPE_METRICS_INTERVAL_MS', default: String(OPERATOR_DEFAULTS.metricsIntervalMs) },
+  'resync-ms': { env: 'TROUPE_RESYNC_MS', default: String(OPERATOR_DEFAULTS.resyncMs) },
+  concurrency: { env: 'TROUPE_CONCURRENCY', default: String(OPERATOR_DEFAULTS.concurrency) },
+  'log-level': { env: 'TROUPE_LOG_LEVEL', default: 'info' },
+} as const;
+
+type Flag = keyof typeof FLAGS;
+
+function readFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Record<Flag, string> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: 'string' }])) as Record<Flag, { type: 'string' }>,
+    strict: true,
+  });
+  return Object.fromEntries(
+    (Object.keys(FLAGS) as Flag[]).map((flag) => [flag, (values[flag] as string | undefined) ?? env[FLAGS[flag].env] ?? FLAGS[flag].default]),
+  ) as Record<Flag, string>;
+}
+
+function integer(flags: Record<Flag, string>, flag: Flag): number {
+  const value = Number(flags[flag]);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new OperatorError(OperatorErrorCode.InvalidOptions, `--${flag} (${FLAGS[flag].env}) must be a non-negative integer, got "${flags[flag]}"`);
+  }
+  return value;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+function kubeConfig(path: string): KubeConfig {
+  const config = new KubeConfig();
+  if (path !== '') config.loadFromFile(path);
+  else if (process.env.KUBERNETES_SERVICE_HOST !== undefined) config.loadFromCluster();
+  else config.loadFromDefault();
+  return config;
+}
+
+/** /healthz: the process answers; /readyz: it is campaigning or leading (a standby is ready to take over). */
+function healthServer(port: number, ready: () => boolean): Promise<Server> {
+  const server = createServer((request, response) => {
+    const ok = request.url === '/healthz' || (request.url === '/readyz' && ready());
+    response.writeHead(request.url === '/healthz' || request.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
+    response.end(ok ? 'ok\n' : 'not ready\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => resolve(server));
+  });
+}
+
+async function main(): Promise<number> {
+  const flags = readFlags(process.argv.slice(2), process.env);
+  const level = flags['log-level'];
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) {
+    throw new OperatorError(OperatorErrorCode.InvalidOptions, `--log-level (TROUPE_LOG_LEVEL) must be debug, info, warn or error, got "${level}"`);
+  }
+  const log = jsonLogger(level as LogLevel).with({ identity: flags.identity });
+  const brokers = list(flags['kafka-brokers']);
+  const runtime = new GrpcRuntimeClient({ address: flags['runtime-address'] });
+  const topics = brokers.length === 0 ? undefined : new KafkaPoolTopics({ brokers, log });
+  if (topics === undefined) log.info('no Kafka brokers given: pool topics are not managed');
+  const operator = startOperator({
+    kubeConfig: kubeConfig(flags.kubeconfig),
+    identity: flags.identity,
+    runtime,
+    topics,
+    namespaces: list(flags.namespaces),
+    leaderElection:
+      flags['leader-elect'] === 'false'
+        ? false
+        : {
+            namespace: flags['lease-namespace'],
+            name: flags['lease-name'],
+            leaseDurationMs: integer(flags, 'lease-duration-ms'),
+            renewDeadlineMs: integer(flags, 'renew-deadline-ms'),
+            retryPeriodMs: integer(flags, 'retry-period-ms'),
+          },
+    deployment: { ...AGENT_DEPLOYMENT_DEFAULTS, image: flags['agent-image'], kafkaBrokers: brokers, healthPort: integer(flags, 'agent-health-port') },
+    statusIntervalMs: integer(flags, 'status-interval-ms'),
+    metricsIntervalMs: integer(flags, 'metrics-interval-ms'),
+    resyncMs: integer(flags, 'resync-ms'),
+    concurrency: integer(flags, 'concurrency'),
+    log,
+  });
+  const healthPort = integer(flags, 'health-port');
+  let stopping = false;
+  const health = healthPort === 0 ? undefined : await healthServer(healthPort, () => !stopping);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log.info('stopping', { signal });
+      stopping = true;
+      void operator.stop();
+      // A second signal means "now".
+      process.once(signal, () => process.exit(130));
+    });
+  }
+  const end = await operator.done;
+  health?.close();
+  runtime.close();
+  await topics?.close();
+  log.info('stopped', { end });
+  return end === 'lost' ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const failure = toError(error);
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'operator failed', error: failure.message, code: (failure as OperatorError).code })}\n`);
+    process.exit(1);
+  },
+);
