@@ -15,6 +15,9 @@ import { GroupMember, type MemberHost, type ReportLevel } from './consumer-group
 import { isRetriable, toTransportError } from './kafka-error.js';
 import { toMessage } from './record-codec.js';
 
+/** How long a topic that another client is creating may take to get leaders for its partitions. */
+const TOPIC_READY_MS = 30_000;
+
 /** Options of {@link KafkaTransport.open}. */
 export interface KafkaTransportOptions {
   /** `host:port` of one or more brokers to bootstrap from. Required. */
@@ -138,8 +141,13 @@ export class KafkaTransport implements Transport {
     });
     this.#admin = kafka.admin();
     // Every record names its partition, so the partitioner only silences kafkajs's warning about its default.
-    this.#producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
-    const { sessionTimeoutMs, rebalanceTimeoutMs, heartbeatIntervalMs, maxWaitTimeMs, partitionsConsumedConcurrently, retryDelayMs } = this.#options;
+    this.#producer = kafka.producer({
+      idempotent: true,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    const { sessionTimeoutMs, rebalanceTimeoutMs, heartbeatIntervalMs, maxWaitTimeMs, partitionsConsumedConcurrently, retryDelayMs } =
+      this.#options;
     this.#memberHost = {
       kafka,
       sessionTimeoutMs,
@@ -167,7 +175,12 @@ export class KafkaTransport implements Transport {
     this.#assertOpen();
     checkName('topic', topic);
     if (!Number.isInteger(partitions) || partitions < 1) {
-      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `partition count must be a positive integer, got ${partitions}`);
+      throw new TransportError(
+        RuntimeErrorCode.InvalidArgument,
+        topic,
+        undefined,
+        `partition count must be a positive integer, got ${partitions}`,
+      );
     }
     let created: boolean;
     try {
@@ -178,10 +191,12 @@ export class KafkaTransport implements Transport {
     } catch (error) {
       throw toTransportError(error, topic, undefined, `create the topic with ${partitions} partitions`);
     }
-    // Asked afresh, not from the cache, when the topic was already there: someone else made it.
-    const count = created ? partitions : await this.#fetchPartitionCount(topic);
+    // Asked afresh, not from the cache, when the topic was already there: someone else made it,
+    // perhaps a moment ago, so wait until its partitions have leaders as the creator did.
+    const count = created ? partitions : await this.#awaitPartitionCount(topic);
     this.#partitionCounts.set(topic, Promise.resolve(count));
-    if (count !== partitions) throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `exists with ${count} partitions, not ${partitions}`);
+    if (count !== partitions)
+      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `exists with ${count} partitions, not ${partitions}`);
   }
 
   async partitionCount(topic: string): Promise<number> {
@@ -201,7 +216,13 @@ export class KafkaTransport implements Transport {
       try {
         return { topic: record.topic, ...toMessage(record, partition) };
       } catch (cause) {
-        throw new TransportError(RuntimeErrorCode.InvalidArgument, record.topic, partition, `cannot encode record with key ${JSON.stringify(record.key)}`, { cause });
+        throw new TransportError(
+          RuntimeErrorCode.InvalidArgument,
+          record.topic,
+          partition,
+          `cannot encode record with key ${JSON.stringify(record.key)}`,
+          { cause },
+        );
       }
     });
     if (encoded.length === 0) return;
@@ -220,9 +241,11 @@ export class KafkaTransport implements Transport {
     await Promise.all(options.topics.map((topic) => this.#partitionCountOf(topic)));
     if (typeof options.eachBatch !== 'function') throw invalidSubscribe('eachBatch', 'must be a function');
     const start = options.start ?? 'earliest';
-    if (start !== 'earliest' && start !== 'latest') throw invalidSubscribe('start', `must be 'earliest' or 'latest', got ${JSON.stringify(start)}`);
+    if (start !== 'earliest' && start !== 'latest')
+      throw invalidSubscribe('start', `must be 'earliest' or 'latest', got ${JSON.stringify(start)}`);
     const maxBatchSize = options.maxBatchSize ?? this.#options.maxBatchSize;
-    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw invalidSubscribe('maxBatchSize', `must be a positive integer, got ${maxBatchSize}`);
+    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1)
+      throw invalidSubscribe('maxBatchSize', `must be a positive integer, got ${maxBatchSize}`);
 
     const member = await GroupMember.join({ ...options, start, maxBatchSize }, this.#memberHost);
     if (this.#closing) {
@@ -252,7 +275,9 @@ export class KafkaTransport implements Transport {
     } catch (error) {
       throw toTransportError(error, topic, partition, `read the committed offset of group ${groupId}`);
     }
-    const offset = Number(offsets.find((answer) => answer.topic === topic)?.partitions.find((answer) => answer.partition === partition)?.offset ?? -1);
+    const offset = Number(
+      offsets.find((answer) => answer.topic === topic)?.partitions.find((answer) => answer.partition === partition)?.offset ?? -1,
+    );
     // Kafka answers -1 for a partition the group never committed.
     return offset < 0 ? undefined : offset;
   }
@@ -267,7 +292,10 @@ export class KafkaTransport implements Transport {
       throw toTransportError(error, topic, partition, 'read the end offset');
     }
     const end = offsets.find((answer) => answer.partition === partition);
-    if (!end) throw new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'the broker left the partition out of its offsets', { retriable: true });
+    if (!end)
+      throw new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'the broker left the partition out of its offsets', {
+        retriable: true,
+      });
     return Number(end.high);
   }
 
@@ -283,10 +311,14 @@ export class KafkaTransport implements Transport {
     } catch (error) {
       // The connect failure is the one to report; a failing disconnect after it adds nothing.
       await Promise.allSettled([this.#admin.disconnect(), this.#producer.disconnect()]);
-      throw new RuntimeError(RuntimeErrorCode.Unavailable, `cannot connect to the Kafka brokers ${this.#options.brokers.join(', ')}: ${toError(error).message}`, {
-        retriable: isRetriable(error),
-        cause: error,
-      });
+      throw new RuntimeError(
+        RuntimeErrorCode.Unavailable,
+        `cannot connect to the Kafka brokers ${this.#options.brokers.join(', ')}: ${toError(error).message}`,
+        {
+          retriable: isRetriable(error),
+          cause: error,
+        },
+      );
     }
   }
 
@@ -302,6 +334,28 @@ export class KafkaTransport implements Transport {
     return count;
   }
 
+  async #awaitPartitionCount(topic: string): Promise<number> {
+    const deadline = Date.now() + TOPIC_READY_MS;
+    for (;;) {
+      try {
+        const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
+        const partitions = metadata.topics.find((answer) => answer.name === topic)?.partitions ?? [];
+        if (partitions.length > 0 && partitions.every((partition) => partition.leader >= 0)) return partitions.length;
+      } catch (error) {
+        if (Date.now() > deadline) throw toTransportError(error, topic, undefined, 'read its partitions');
+      }
+      if (Date.now() > deadline)
+        throw new TransportError(
+          RuntimeErrorCode.Unavailable,
+          topic,
+          undefined,
+          `its partitions had no leaders within ${TOPIC_READY_MS} ms`,
+          { retriable: true },
+        );
+      await sleep(100);
+    }
+  }
+
   async #fetchPartitionCount(topic: string): Promise<number> {
     let metadata;
     try {
@@ -310,7 +364,8 @@ export class KafkaTransport implements Transport {
       throw toTransportError(error, topic, undefined, 'read its partitions');
     }
     const count = metadata.topics.find((answer) => answer.name === topic)?.partitions.length ?? 0;
-    if (count === 0) throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, undefined, 'no such topic; create it with createTopic first');
+    if (count === 0)
+      throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, undefined, 'no such topic; create it with createTopic first');
     return count;
   }
 
@@ -402,18 +457,36 @@ function resolveOptions(options: KafkaTransportOptions): ResolvedOptions {
   // Explicit undefineds (e.g. from an optional config field) mean "the default", not "unset".
   const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<KafkaTransportOptions>;
   const resolved: ResolvedOptions = { ...DEFAULTS, brokers: [], ...given };
-  if (!Array.isArray(resolved.brokers) || resolved.brokers.length === 0 || !resolved.brokers.every((broker) => typeof broker === 'string' && /^\S+:\d+$/.test(broker))) {
+  if (
+    !Array.isArray(resolved.brokers) ||
+    resolved.brokers.length === 0 ||
+    !resolved.brokers.every((broker) => typeof broker === 'string' && /^\S+:\d+$/.test(broker))
+  ) {
     throw invalidOption('brokers', `is required: one or more 'host:port', got ${JSON.stringify(resolved.brokers)}`);
   }
   if (typeof resolved.clientId !== 'string' || resolved.clientId === '') throw invalidOption('clientId', 'must be a non-empty string');
-  for (const key of ['replicationFactor', 'sessionTimeoutMs', 'rebalanceTimeoutMs', 'heartbeatIntervalMs', 'maxWaitTimeMs', 'partitionsConsumedConcurrently', 'maxBatchSize', 'maxBatchBytes'] as const) {
-    if (!Number.isInteger(resolved[key]) || resolved[key] < 1) throw invalidOption(key, `must be a positive integer, got ${JSON.stringify(resolved[key])}`);
+  for (const key of [
+    'replicationFactor',
+    'sessionTimeoutMs',
+    'rebalanceTimeoutMs',
+    'heartbeatIntervalMs',
+    'maxWaitTimeMs',
+    'partitionsConsumedConcurrently',
+    'maxBatchSize',
+    'maxBatchBytes',
+  ] as const) {
+    if (!Number.isInteger(resolved[key]) || resolved[key] < 1)
+      throw invalidOption(key, `must be a positive integer, got ${JSON.stringify(resolved[key])}`);
   }
   if (resolved.heartbeatIntervalMs >= resolved.sessionTimeoutMs) {
-    throw invalidOption('heartbeatIntervalMs', `must be below sessionTimeoutMs (${resolved.sessionTimeoutMs}), got ${resolved.heartbeatIntervalMs}`);
+    throw invalidOption(
+      'heartbeatIntervalMs',
+      `must be below sessionTimeoutMs (${resolved.sessionTimeoutMs}), got ${resolved.heartbeatIntervalMs}`,
+    );
   }
   for (const key of ['retryDelayMs', 'lingerMs'] as const) {
-    if (!Number.isFinite(resolved[key]) || resolved[key] < 0) throw invalidOption(key, `must be a non-negative number of ms, got ${JSON.stringify(resolved[key])}`);
+    if (!Number.isFinite(resolved[key]) || resolved[key] < 0)
+      throw invalidOption(key, `must be a non-negative number of ms, got ${JSON.stringify(resolved[key])}`);
   }
   if (!Object.hasOwn(LOG_LEVELS, resolved.logLevel)) {
     throw invalidOption('logLevel', `must be one of ${Object.keys(LOG_LEVELS).join(', ')}, got ${JSON.stringify(resolved.logLevel)}`);
@@ -432,12 +505,20 @@ function invalidSubscribe(key: keyof SubscribeOptions, problem: string): Runtime
 
 function checkName(key: 'topic' | 'groupId', name: string): void {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name) || name === '.' || name === '..') {
-    throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `${key} ${JSON.stringify(name)} must be 1..249 of [a-zA-Z0-9._-], not '.' or '..'`);
+    throw new RuntimeError(
+      RuntimeErrorCode.InvalidOptions,
+      `${key} ${JSON.stringify(name)} must be 1..249 of [a-zA-Z0-9._-], not '.' or '..'`,
+    );
   }
 }
 
 function checkPartition(topic: string, partition: number, count: number): void {
   if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
-    throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, partition, `no such partition; the topic has partitions 0..${count - 1}`);
+    throw new TransportError(
+      RuntimeErrorCode.InvalidOptions,
+      topic,
+      partition,
+      `no such partition; the topic has partitions 0..${count - 1}`,
+    );
   }
 }
