@@ -92,6 +92,8 @@ describe('the operator\'s RBAC', () => {
     });
   });
   afterAll(async () => {
+    // While the operator runs, so that its finalizer lets the projects go.
+    await kubectl(['delete', 'projects', '--all', '-n', namespace, '--timeout=60s']);
     await operator.stop();
     runtime.close();
     await embedded.stop();

@@ -3,20 +3,14 @@ import { readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ApiextensionsV1Api,
-  KubeConfig,
-  KubernetesObjectApi,
-  type KubernetesObject,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiextensionsV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { cachedArtifact } from '../cache.js';
 import { HarnessError, HarnessErrorCode } from '../errors.js';
 import { go, wrapperModule } from '../go.js';
 import { step } from '../log.js';
 import { freePort } from '../ports.js';
-import { startServer, waitUntilReady } from '../process.js';
+import { ensureDebianPackage, run, startServer, waitUntilReady } from '../process.js';
 import type { ServerContext, Started } from './types.js';
 
 export const KUBERNETES_VERSION = '1.34.4';
@@ -97,34 +91,33 @@ export async function startKube(context: ServerContext): Promise<Started<KubeEnd
 }
 
 /**
- * Creates or replaces every CustomResourceDefinition in `crdDir` (its top-level *.yaml files)
- * and waits until the API server reports each one Established.
+ * Applies every CustomResourceDefinition in `crdDir` (its top-level *.yaml files) with
+ * `kubectl apply --server-side`, as a platform team would, and waits until the API server
+ * reports each one Established. (client-node's typed serializer would drop the schemas'
+ * `enum`, `default` and `x-kubernetes-*` keys, CEL rules included.)
  */
 export async function installCrds(endpoint: KubeEndpoint, crdDir: string): Promise<void> {
-  const config = new KubeConfig();
-  config.loadFromFile(endpoint.kubeconfig);
-  const objects = config.makeApiClient(KubernetesObjectApi);
-  const extensions = config.makeApiClient(ApiextensionsV1Api);
   const files = readdirSync(crdDir).filter((name) => name.endsWith('.yaml'));
-  const crds = files.flatMap((file) =>
+  const names = files.flatMap((file) =>
     parseAllDocuments(readFileSync(join(crdDir, file), 'utf8'))
       .map((document) => document.toJS() as V1CustomResourceDefinition | null)
-      .filter((crd): crd is V1CustomResourceDefinition => crd?.kind === 'CustomResourceDefinition'),
+      .filter((crd): crd is V1CustomResourceDefinition => crd?.kind === 'CustomResourceDefinition')
+      .map((crd) => crd.metadata?.name ?? ''),
   );
-  for (const crd of crds) {
-    const name = crd.metadata?.name ?? '';
-    try {
-      const existing = await extensions.readCustomResourceDefinition({ name });
-      crd.metadata = { ...crd.metadata, resourceVersion: existing.metadata?.resourceVersion };
-      await objects.replace(crd as KubernetesObject);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      await objects.create(crd as KubernetesObject);
-    }
-  }
+  const kubectl = await ensureDebianPackage('kubectl', 'kubectl');
+  await run(kubectl, [
+    '--kubeconfig',
+    endpoint.kubeconfig,
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    ...files.flatMap((file) => ['-f', join(crdDir, file)]),
+  ]);
+  const config = new KubeConfig();
+  config.loadFromFile(endpoint.kubeconfig);
+  const extensions = config.makeApiClient(ApiextensionsV1Api);
   const deadline = Date.now() + 30_000;
-  for (const crd of crds) {
-    const name = crd.metadata?.name ?? '';
+  for (const name of names) {
     for (;;) {
       const current = await extensions.readCustomResourceDefinition({ name });
       if (current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
@@ -134,10 +127,6 @@ export async function installCrds(endpoint: KubeEndpoint, crdDir: string): Promi
       await sleep(100);
     }
   }
-}
-
-function isNotFound(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === 404;
 }
 
 function installEtcd(cacheDir: string): Promise<string> {

@@ -1,8 +1,8 @@
 /**
  * The operator under benchmark, alone in its process so that its memory is its own: one replica
  * reconciling one namespace, recording how long every reconcile took. Prints READY once it
- * leads; answers a REPORT line on stdin with one JSON line (reconcile durations, peak RSS);
- * stops on STOP.
+ * leads; answers a REPORT line on stdin with one JSON line (reconcile durations, peak RSS, CPU
+ * time since READY); stops on STOP.
  */
 import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -33,15 +33,20 @@ const operator = startOperator({
 });
 
 let peakRss = process.memoryUsage().rss;
+let cpuAtReady = process.cpuUsage();
 setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100).unref();
 const leading = setInterval(() => {
   if (!operator.manager.isLeader) return;
   clearInterval(leading);
+  cpuAtReady = process.cpuUsage();
   console.log('READY');
 }, 20);
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line === 'REPORT') console.log(JSON.stringify({ durations, peakRss }));
+  if (line === 'REPORT') {
+    const cpu = process.cpuUsage(cpuAtReady);
+    console.log(JSON.stringify({ durations, peakRss, cpuMs: (cpu.user + cpu.system) / 1000 }));
+  }
   if (line === 'STOP') {
     void operator.stop().then(() => {
       runtime.close();

@@ -63,10 +63,10 @@ async function startChild(options: { kubeconfig: string; namespace: string; runt
   const ready = await next();
   if (ready !== 'READY') throw new Error(`the operator child said ${ready} instead of READY`);
   return {
-    async report(): Promise<{ durations: number[]; peakRss: number }> {
+    async report(): Promise<{ durations: number[]; peakRss: number; cpuMs: number }> {
       const answer = next();
       child.stdin!.write('REPORT\n');
-      return JSON.parse(await answer) as { durations: number[]; peakRss: number };
+      return JSON.parse(await answer) as { durations: number[]; peakRss: number; cpuMs: number };
     },
     async stop(): Promise<void> {
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -122,13 +122,14 @@ export async function operatorReconcile(kubeconfig: string, count: number): Prom
     const phased = await waitForPhases(client, operatorNamespace, count, 'Paused');
     const seconds = (Math.max(...phased.values()) - started) / 1000;
     const endToEnd = Float64Array.from({ length: count }, (_, i) => (phased.get(`p-${i}`) ?? 0) - (created.createdAt[i] ?? 0));
-    const { durations, peakRss } = await operator.report();
+    const { durations, peakRss, cpuMs } = await operator.report();
     const reconciles = Float64Array.from(durations);
     const ours: Measurement = {
       name:
         `troupe operator: Projects to status.phase Paused answered by the embedded runtime over gRPC ` +
         `(p50/p99 per Project reconcile, ${durations.length.toLocaleString('en-US')} reconciles; ` +
-        `create→phase p99 ${(percentileMicros(endToEnd, 99) / 1e6).toFixed(2)} s; operator peak RSS ${Math.round(peakRss / 2 ** 20)} MiB; ${CONCURRENCY} reconciles at once)`,
+        `create→phase p99 ${(percentileMicros(endToEnd, 99) / 1e6).toFixed(2)} s; operator peak RSS ${Math.round(peakRss / 2 ** 20)} MiB under tsx, ` +
+        `CPU ${(cpuMs / count).toFixed(2)} ms/project; ${CONCURRENCY} reconciles at once)`,
       rate: count / seconds,
       unit: 'projects/s',
       p50Micros: percentileMicros(reconciles, 50),

@@ -91,6 +91,8 @@ describe('Project controller, with the embedded runtime', () => {
     });
   });
   afterAll(async () => {
+    // While the operator runs, so that its finalizer lets the projects go.
+    await kubectl(['delete', 'projects', '--all', '-n', namespace, '--timeout=60s']);
     await operator.stop();
     runtime.close();
     await embedded.stop();

@@ -34,10 +34,12 @@ export interface InformerOptions<T extends KubeObject> {
   pageSize: number;
   /** Retry delays after a failed list or watch (default 250 ms doubling to 30 s, jittered). */
   backoff: BackoffPolicy;
-  /** Applied to every object before it is cached, e.g. to drop Secret values. */
+  /** Applied to every object before it is cached (after managedFields are dropped), e.g. to drop Secret values. */
   transform?: (object: T) => T;
   log: Logger;
 }
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /** A watch that ends sooner than this counts as a failure for backoff. */
 const MIN_HEALTHY_WATCH_MS = 1_000;
@@ -214,7 +216,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', raw: T): void {
-    const object = this.options.transform ? this.options.transform(raw) : raw;
+    const object = this.prepare(raw);
     const namespace = object.metadata.namespace ?? '';
     const name = object.metadata.name;
     const previous = this.get(namespace, name);
@@ -229,7 +231,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private replace(scope: string, raw: T[]): void {
-    const listed = raw.map((object) => (this.options.transform ? this.options.transform(object) : object));
+    const listed = raw.map((object) => this.prepare(object));
     const seen = new Set(listed.map((object) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`));
     for (const object of scope === '' ? this.list() : this.list(scope)) {
       if (seen.has(`${object.metadata.namespace ?? ''}/${object.metadata.name}`)) continue;
@@ -242,6 +244,21 @@ export class Informer<T extends KubeObject> {
       if (previous === undefined) this.notify((handler) => handler.onAdd?.(object));
       else if (previous.metadata.resourceVersion !== object.metadata.resourceVersion) this.notify((handler) => handler.onUpdate?.(previous, object));
     }
+  }
+
+  /**
+   * Drops what no reconciler reads and what is often the larger part of an object — server-side
+   * apply's managedFields and kubectl's copy of the whole applied object — then applies the
+   * caller's transform.
+   */
+  private prepare(raw: T): T {
+    const { managedFields: _fields, ...metadata } = raw.metadata as T['metadata'] & { managedFields?: unknown };
+    if (metadata.annotations?.[LAST_APPLIED] !== undefined) {
+      const { [LAST_APPLIED]: _applied, ...annotations } = metadata.annotations;
+      metadata.annotations = annotations;
+    }
+    const object = { ...raw, metadata };
+    return this.options.transform ? this.options.transform(object) : object;
   }
 
   private put(object: T): void {
