@@ -2,7 +2,16 @@
  * The gateway's HTTP API, typed with the shared protocol. Every call sends the session's token;
  * refusals throw ApiError with the gateway's code and message.
  */
-import type { Accepted, ApiError as ApiErrorBody, ApproveRequest, Identity, PoolsResponse, ProjectDetail, ProjectsResponse, ScaleRequest } from '$protocol';
+import type {
+  Accepted,
+  ApiError as ApiErrorBody,
+  ApproveRequest,
+  Identity,
+  PoolsResponse,
+  ProjectDetail,
+  ProjectsResponse,
+  ScaleRequest,
+} from '$protocol';
 import { token } from './session';
 
 export class ApiError extends Error {

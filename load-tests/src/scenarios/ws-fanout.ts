@@ -82,7 +82,18 @@ const now = () => performance.timeOrigin + performance.now();
 
 /** A pool update like the ones the dashboard receives. */
 function update(seq: number) {
-  return { namespace: 'bench', name: 'developers', role: 'developer', replicas: 8, ready: 8, busy: seq % 9, queueDepth: seq % 17, tokens: seq * 311, costUsd: seq * 0.0004, updatedAt: 0 };
+  return {
+    namespace: 'bench',
+    name: 'developers',
+    role: 'developer',
+    replicas: 8,
+    ready: 8,
+    busy: seq % 9,
+    queueDepth: seq % 17,
+    tokens: seq * 311,
+    costUsd: seq * 0.0004,
+    updatedAt: 0,
+  };
 }
 
 async function troupeSide(tokens: Tokens, clients: number): Promise<Side> {
@@ -128,15 +139,22 @@ async function socketIoSide(tokens: Tokens): Promise<Side> {
   return {
     name: 'socket.io 4.8.4 (rooms, websocket transport)',
     port: typeof address === 'object' && address !== null ? address.port : 0,
-    publish: (seq, at) => io.to(TOPIC).emit('delta', { type: 'delta', topic: TOPIC, kind: 'pools', seq, at, data: { pool: update(seq), removed: false } }),
+    publish: (seq, at) =>
+      io.to(TOPIC).emit('delta', { type: 'delta', topic: TOPIC, kind: 'pools', seq, at, data: { pool: update(seq), removed: false } }),
     stop: () => new Promise<void>((resolve) => io.close(() => resolve())),
   };
 }
 
 /** The client process, and a typed request/answer over its IPC channel. */
-function startClients(): { ask<T extends FromClients['type']>(message: ToClients, answer: T): Promise<Extract<FromClients, { type: T }>>; stop(): Promise<void> } {
+function startClients(): {
+  ask<T extends FromClients['type']>(message: ToClients, answer: T): Promise<Extract<FromClients, { type: T }>>;
+  stop(): Promise<void>;
+} {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { execArgv: ['--import', tsx], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
+    execArgv: ['--import', tsx],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return {
     ask(message, answer) {
       return new Promise((resolve, reject) => {
@@ -180,7 +198,10 @@ async function publishFor(side: Side, rate: number, from: number, to: number, se
 
 /** Ramps the publish rate on one side until a step breaks the budget; returns the best step that kept it. */
 async function ramp(side: Side, clients: number, pool: ReturnType<typeof startClients>, token: string): Promise<Step | undefined> {
-  const { connected } = await pool.ask({ type: 'connect', server: side.name.startsWith('troupe') ? 'troupe' : 'socket.io', port: side.port, token, count: clients }, 'connected');
+  const { connected } = await pool.ask(
+    { type: 'connect', server: side.name.startsWith('troupe') ? 'troupe' : 'socket.io', port: side.port, token, count: clients },
+    'connected',
+  );
   if (connected !== clients) throw new Error(`${side.name}: only ${connected} of ${clients} clients connected`);
   let best: Step | undefined;
   const seq = { next: 1 };
@@ -209,7 +230,9 @@ async function ramp(side: Side, clients: number, pool: ReturnType<typeof startCl
       const kept = result.lost === 0 && result.dropped === 0 && result.p99Ms <= p99BudgetMs(clients);
       // On a shared machine one stall can spoil a window: a rate gets a second try before the ramp stops.
       if (!kept && !retried) {
-        console.log(`  ${side.name}: ${Math.round(rate).toLocaleString('en-US')} updates/s over budget (p99 ${result.p99Ms.toFixed(1)} ms, lost ${result.lost}, dropped ${result.dropped}); trying it again`);
+        console.log(
+          `  ${side.name}: ${Math.round(rate).toLocaleString('en-US')} updates/s over budget (p99 ${result.p99Ms.toFixed(1)} ms, lost ${result.lost}, dropped ${result.dropped}); trying it again`,
+        );
         retried = true;
         rate /= STEP;
         step -= 1;
@@ -217,7 +240,9 @@ async function ramp(side: Side, clients: number, pool: ReturnType<typeof startCl
         continue;
       }
       if (!kept) {
-        console.log(`  ${side.name}: ${Math.round(rate).toLocaleString('en-US')} updates/s over budget again (p99 ${result.p99Ms.toFixed(1)} ms, lost ${result.lost}, dropped ${result.dropped}); done`);
+        console.log(
+          `  ${side.name}: ${Math.round(rate).toLocaleString('en-US')} updates/s over budget again (p99 ${result.p99Ms.toFixed(1)} ms, lost ${result.lost}, dropped ${result.dropped}); done`,
+        );
         break;
       }
       retried = false;
@@ -320,7 +345,8 @@ function clientProcess(): void {
   function frame(payload: string): Buffer {
     const body = Buffer.from(payload);
     const mask = randomBytes(4);
-    const header = body.length < 126 ? Buffer.from([0x81, 0x80 | body.length]) : Buffer.from([0x81, 0x80 | 126, body.length >> 8, body.length & 0xff]);
+    const header =
+      body.length < 126 ? Buffer.from([0x81, 0x80 | body.length]) : Buffer.from([0x81, 0x80 | 126, body.length >> 8, body.length & 0xff]);
     for (let i = 0; i < body.length; i += 1) body[i]! ^= mask[i % 4]!;
     return Buffer.concat([header, mask, body]);
   }
@@ -376,7 +402,7 @@ function clientProcess(): void {
       const opcode = data[offset]! & 0x0f;
       const start = offset + headerLength;
       // The gateway batches: a frame holds one message per line.
-      for (let line = start; opcode === 1 && line < start + length; ) {
+      for (let line = start; opcode === 1 && line < start + length;) {
         const newline = data.indexOf(0x0a, line);
         const lineEnd = newline < 0 || newline >= start + length ? start + length : newline;
         onText(connection, data, line, lineEnd, subscribed, token);
@@ -400,7 +426,9 @@ function clientProcess(): void {
       const socket = connect({
         port,
         host: '127.0.0.1',
-        onread: { buffer: READ_BUFFER, callback: (length) => {
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (length) => {
             onData(connection, READ_BUFFER.subarray(0, length), subscribed, token);
             return true;
           },

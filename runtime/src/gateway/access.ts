@@ -23,7 +23,13 @@ export type Topic =
 export function identityOf(claims: TokenClaims): Identity {
   const expiresAt = claims.exp * 1000;
   if (claims.tenant !== undefined) {
-    return { sub: claims.sub, role: 'client', tenant: claims.tenant, can: { allNamespaces: false, approve: true, scale: false }, expiresAt };
+    return {
+      sub: claims.sub,
+      role: 'client',
+      tenant: claims.tenant,
+      can: { allNamespaces: false, approve: true, scale: false },
+      expiresAt,
+    };
   }
   const admin = claims.role === 'admin';
   return { sub: claims.sub, role: claims.role, tenant: null, can: { allNamespaces: true, approve: admin, scale: true }, expiresAt };
@@ -31,13 +37,15 @@ export function identityOf(claims: TokenClaims): Identity {
 
 /** Throws InvalidArgument unless `value` is a namespace name. */
 export function checkNamespace(value: string, what = 'namespace'): string {
-  if (!NAMESPACE.test(value)) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `${what} "${clip(value)}" is not a namespace name (a DNS label)`);
+  if (!NAMESPACE.test(value))
+    throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `${what} "${clip(value)}" is not a namespace name (a DNS label)`);
   return value;
 }
 
 /** Throws InvalidArgument unless `value` is a Kubernetes object name. */
 export function checkName(value: string, what: string): string {
-  if (!OBJECT_NAME.test(value)) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `${what} "${clip(value)}" is not a valid object name`);
+  if (!OBJECT_NAME.test(value))
+    throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `${what} "${clip(value)}" is not a valid object name`);
   return value;
 }
 
@@ -63,12 +71,14 @@ export function checkCanApprove(identity: Identity, namespace: string): void {
 
 /** Throws PermissionDenied unless the identity may scale pools. */
 export function checkCanScale(identity: Identity): void {
-  if (!identity.can.scale) throw new RuntimeError(RuntimeErrorCode.PermissionDenied, `role ${identity.role} may not scale pools; an sre or admin token may`);
+  if (!identity.can.scale)
+    throw new RuntimeError(RuntimeErrorCode.PermissionDenied, `role ${identity.role} may not scale pools; an sre or admin token may`);
 }
 
 /** Parses a topic key, throwing InvalidArgument when it names no topic. */
 export function parseTopic(key: unknown): Topic {
-  if (typeof key !== 'string' || key.length > 300) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'topic must be a string of at most 300 characters');
+  if (typeof key !== 'string' || key.length > 300)
+    throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'topic must be a string of at most 300 characters');
   const parts = key.split('/');
   const [kind, namespace, name] = parts;
   const namespaceOk = namespace === ALL_NAMESPACES || (namespace !== undefined && NAMESPACE.test(namespace));

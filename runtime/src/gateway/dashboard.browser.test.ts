@@ -43,6 +43,7 @@ describe('the dashboard, in Chromium, on the live company', () => {
     const page = await context.newPage();
     await page.goto(`${company.gateway.url}${path}`);
     await page.waitForURL(/\/login/);
+    if (device === 'phone') await shoot(page, 'login-phone');
     await page.getByLabel('Access token').fill(token);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL((url) => !url.pathname.startsWith('/login'));
@@ -139,11 +140,16 @@ describe('the dashboard, in Chromium, on the live company', () => {
     await expect.poll(() => page.getByRole('heading', { name: 'Not yours to see' }).count()).toBe(1);
     const denied = await page.evaluate(async () => {
       // Runs in the page; the test's own types know no DOM.
-      const token = (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem('troupe.token');
+      const token = (globalThis as unknown as { sessionStorage: { getItem(key: string): string | null } }).sessionStorage.getItem(
+        'troupe.token',
+      );
       const response = await fetch('/api/projects/acme/storefront', { headers: { authorization: `Bearer ${token}` } });
       return { status: response.status, body: await response.json() };
     });
-    expect(denied).toEqual({ status: 403, body: { error: { code: 'PERMISSION_DENIED', message: 'a token of tenant globex may not read namespace acme' } } });
+    expect(denied).toEqual({
+      status: 403,
+      body: { error: { code: 'PERMISSION_DENIED', message: 'a token of tenant globex may not read namespace acme' } },
+    });
     await shoot(page, 'other-tenant-denied');
   });
 });

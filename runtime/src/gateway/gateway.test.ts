@@ -41,7 +41,11 @@ describe('the gateway on the embedded runtime', () => {
     rmSync(staticDir, { recursive: true, force: true });
   });
 
-  async function call(path: string, token: string | undefined, init: RequestInit = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
+  async function call(
+    path: string,
+    token: string | undefined,
+    init: RequestInit = {},
+  ): Promise<{ status: number; body: unknown; headers: Headers }> {
     const headers = new Headers(init.headers);
     if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
     const response = await fetch(`${company.gateway.url}${path}`, { ...init, headers });
@@ -51,7 +55,11 @@ describe('the gateway on the embedded runtime', () => {
   }
 
   const post = (path: string, token: string, body: unknown, contentType = 'application/json') =>
-    call(path, token, { method: 'POST', headers: { 'content-type': contentType }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    call(path, token, {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
 
   it('streams a project from submission to delivery, resumes across a reconnect, and ends where the HTTP API does', async () => {
     const url = `${company.gateway.url.replace('http', 'ws')}/api/stream`;
@@ -61,24 +69,39 @@ describe('the gateway on the embedded runtime', () => {
     const watcher = await StreamClient.connect(url, acme);
     watcher.send({ type: 'subscribe', topic: 'project/acme/shop' });
     const snapshot = await watcher.next(isSnapshot);
-    const awaiting = (message: ServerMessage) => isDelta(message) && (message.data as ProjectDelta).card.awaitingApproval === 'architecture';
-    const gate = (snapshot.data as ProjectDetail).card.awaitingApproval === 'architecture' ? snapshot : await watcher.next(awaiting, 0, 30_000);
+    const awaiting = (message: ServerMessage) =>
+      isDelta(message) && (message.data as ProjectDelta).card.awaitingApproval === 'architecture';
+    const gate =
+      (snapshot.data as ProjectDetail).card.awaitingApproval === 'architecture' ? snapshot : await watcher.next(awaiting, 0, 30_000);
     const before = watcher.messages.filter(isDelta);
     const lastSeen = before.at(-1)?.seq ?? snapshot.seq;
     watcher.close();
     expect(gate).toBeDefined();
 
     // While nobody watches, the approval lets the project run on; the reconnecting client catches up from the buffer.
-    expect(await post('/api/projects/acme/shop/approve', acme, { phase: 'architecture' })).toMatchObject({ status: 202, body: { commandId: expect.stringMatching(/^gateway\/approve\//) } });
-    await eventually(async () => expect(((await call('/api/projects/acme/shop', acme)).body as ProjectDetail).card.phase).toBe('Delivered'), 30_000);
+    expect(await post('/api/projects/acme/shop/approve', acme, { phase: 'architecture' })).toMatchObject({
+      status: 202,
+      body: { commandId: expect.stringMatching(/^gateway\/approve\//) },
+    });
+    await eventually(
+      async () => expect(((await call('/api/projects/acme/shop', acme)).body as ProjectDetail).card.phase).toBe('Delivered'),
+      30_000,
+    );
 
     const resumed = await StreamClient.connect(url, acme);
     resumed.send({ type: 'subscribe', topic: 'project/acme/shop', resume: { epoch: snapshot.epoch, seq: lastSeen } });
     await resumed.next((message) => message.type === 'resumed');
-    const delivered = await resumed.next((message) => isDelta(message) && (message.data as ProjectDelta).card.phase === 'Delivered' && (message.data as ProjectDelta).card.progress.percent === 100);
+    const delivered = await resumed.next(
+      (message) =>
+        isDelta(message) &&
+        (message.data as ProjectDelta).card.phase === 'Delivered' &&
+        (message.data as ProjectDelta).card.progress.percent === 100,
+    );
     resumed.close();
     const after = resumed.messages.filter(isDelta);
-    expect([...before, ...after].map((delta) => delta.seq)).toEqual(Array.from({ length: before.length + after.length }, (_, i) => snapshot.seq + i + 1));
+    expect([...before, ...after].map((delta) => delta.seq)).toEqual(
+      Array.from({ length: before.length + after.length }, (_, i) => snapshot.seq + i + 1),
+    );
 
     const detail = (await call('/api/projects/acme/shop', acme)).body as ProjectDetail;
     expect({ ...((delivered as DeltaMessage).data as ProjectDelta).card, updatedAt: 0 }).toEqual({ ...detail.card, updatedAt: 0 });
@@ -95,7 +118,10 @@ describe('the gateway on the embedded runtime', () => {
   });
 
   it('serves artefacts with their hash, to their tenant only', async () => {
-    await eventually(async () => expect((await company.api.getProject('acme', 'shop'))?.status?.artifacts.length ?? 0).toBeGreaterThan(0), 30_000);
+    await eventually(
+      async () => expect((await company.api.getProject('acme', 'shop'))?.status?.artifacts.length ?? 0).toBeGreaterThan(0),
+      30_000,
+    );
     const detail = (await call('/api/projects/acme/shop', acme)).body as ProjectDetail;
     const code = detail.artifacts.find((artifact) => artifact.name.includes('/')) ?? detail.artifacts[0]!;
     const response = await fetch(`${company.gateway.url}${code.href}`, { headers: { authorization: `Bearer ${acme}` } });
@@ -105,12 +131,17 @@ describe('the gateway on the embedded runtime', () => {
     expect(bytes.equals(Buffer.from((await company.api.artifact('acme', 'shop', code.name))!.bytes))).toBe(true);
     expect(response.headers.get('etag')).toBe(`"${code.sha256}"`);
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
-    const unchanged = await fetch(`${company.gateway.url}${code.href}`, { headers: { authorization: `Bearer ${acme}`, 'if-none-match': `"${code.sha256}"` } });
+    const unchanged = await fetch(`${company.gateway.url}${code.href}`, {
+      headers: { authorization: `Bearer ${acme}`, 'if-none-match': `"${code.sha256}"` },
+    });
     expect(unchanged.status).toBe(304);
     // A slash in the name may also be sent unescaped.
     expect((await call(`/api/projects/acme/shop/artifacts/${code.name}`, acme)).status).toBe(200);
     expect(await call(code.href, globex)).toMatchObject({ status: 403, body: { error: { code: 'PERMISSION_DENIED' } } });
-    expect(await call('/api/projects/acme/shop/artifacts/nope.md', acme)).toMatchObject({ status: 404, body: { error: { message: 'project acme/shop has no artefact nope.md' } } });
+    expect(await call('/api/projects/acme/shop/artifacts/nope.md', acme)).toMatchObject({
+      status: 404,
+      body: { error: { message: 'project acme/shop has no artefact nope.md' } },
+    });
   });
 
   it('answers reads by tenant: a client sees its namespace, platform roles see all', async () => {
@@ -122,41 +153,80 @@ describe('the gateway on the embedded runtime', () => {
     expect(names((await call('/api/projects', globex)).body)).toEqual(['globex/ledger']);
     expect(names((await call('/api/projects', admin)).body)).toEqual(['acme/shop', 'globex/ledger']);
     expect(names((await call('/api/projects?namespace=globex', sre)).body)).toEqual(['globex/ledger']);
-    expect(await call('/api/projects?namespace=acme', globex)).toMatchObject({ status: 403, body: { error: { message: 'a token of tenant globex may not read namespace acme' } } });
+    expect(await call('/api/projects?namespace=acme', globex)).toMatchObject({
+      status: 403,
+      body: { error: { message: 'a token of tenant globex may not read namespace acme' } },
+    });
     expect(await call('/api/projects/acme/shop', globex)).toMatchObject({ status: 403 });
-    expect(await call('/api/projects/acme/nothing', acme)).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND', message: 'no project nothing in namespace acme' } } });
+    expect(await call('/api/projects/acme/nothing', acme)).toMatchObject({
+      status: 404,
+      body: { error: { code: 'NOT_FOUND', message: 'no project nothing in namespace acme' } },
+    });
     const pools = (await call('/api/pools', acme)).body as { pools: { namespace: string }[] };
     expect(new Set(pools.pools.map((pool) => pool.namespace))).toEqual(new Set(['acme']));
-    expect(await call('/api/me', sre)).toMatchObject({ status: 200, body: { sub: 'oncall', role: 'sre', tenant: null, can: { allNamespaces: true, approve: false, scale: true } } });
+    expect(await call('/api/me', sre)).toMatchObject({
+      status: 200,
+      body: { sub: 'oncall', role: 'sre', tenant: null, can: { allNamespaces: true, approve: false, scale: true } },
+    });
   });
 
   it('refuses what a caller may not do, and bad input, with a clear 4xx', async () => {
-    expect(await call('/api/projects', undefined)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED', message: 'send the token as Authorization: Bearer <token>' } } });
+    expect(await call('/api/projects', undefined)).toMatchObject({
+      status: 401,
+      body: { error: { code: 'UNAUTHENTICATED', message: 'send the token as Authorization: Bearer <token>' } },
+    });
     expect((await call('/api/projects', undefined)).headers.get('www-authenticate')).toBe('Bearer');
-    expect(await call('/api/projects', 'v1.e30.bad')).toMatchObject({ status: 401, body: { error: { message: 'the token signature is invalid' } } });
-    expect(await call('/api/nothing/here', acme)).toMatchObject({ status: 404, body: { error: { message: 'no API route GET /api/nothing/here' } } });
-    expect(await call('/api/projects/Bad_Name/shop', acme)).toMatchObject({ status: 400, body: { error: { message: 'namespace "Bad_Name" is not a namespace name (a DNS label)' } } });
+    expect(await call('/api/projects', 'v1.e30.bad')).toMatchObject({
+      status: 401,
+      body: { error: { message: 'the token signature is invalid' } },
+    });
+    expect(await call('/api/nothing/here', acme)).toMatchObject({
+      status: 404,
+      body: { error: { message: 'no API route GET /api/nothing/here' } },
+    });
+    expect(await call('/api/projects/Bad_Name/shop', acme)).toMatchObject({
+      status: 400,
+      body: { error: { message: 'namespace "Bad_Name" is not a namespace name (a DNS label)' } },
+    });
 
     expect(await post('/api/projects/acme/shop/approve', acme, { phase: 'review' })).toMatchObject({
       status: 400,
       body: { error: { code: 'INVALID_ARGUMENT', message: expect.stringMatching(/does not wait for approval of review/) } },
     });
-    expect(await post('/api/projects/acme/shop/approve', acme, { stage: 'x' })).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/^phase must name the workflow phase/) } } });
-    expect(await post('/api/projects/acme/shop/approve', acme, '{"phase":', 'application/json')).toMatchObject({ status: 400, body: { error: { message: 'the body is not valid JSON' } } });
+    expect(await post('/api/projects/acme/shop/approve', acme, { stage: 'x' })).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringMatching(/^phase must name the workflow phase/) } },
+    });
+    expect(await post('/api/projects/acme/shop/approve', acme, '{"phase":', 'application/json')).toMatchObject({
+      status: 400,
+      body: { error: { message: 'the body is not valid JSON' } },
+    });
     expect(await post('/api/projects/acme/shop/approve', acme, 'phase=x', 'application/x-www-form-urlencoded')).toMatchObject({
       status: 400,
       body: { error: { message: 'the body must be JSON, sent with Content-Type: application/json' } },
     });
-    expect(await post('/api/projects/acme/shop/approve', acme, { phase: 'x'.repeat(20_000) })).toMatchObject({ status: 413, body: { error: { code: 'TOO_LARGE', message: 'the body is larger than 16384 bytes' } } });
-    expect(await post('/api/projects/acme/shop/approve', sre, { phase: 'architecture' })).toMatchObject({ status: 403, body: { error: { message: 'role sre may not approve gates' } } });
+    expect(await post('/api/projects/acme/shop/approve', acme, { phase: 'x'.repeat(20_000) })).toMatchObject({
+      status: 413,
+      body: { error: { code: 'TOO_LARGE', message: 'the body is larger than 16384 bytes' } },
+    });
+    expect(await post('/api/projects/acme/shop/approve', sre, { phase: 'architecture' })).toMatchObject({
+      status: 403,
+      body: { error: { message: 'role sre may not approve gates' } },
+    });
     expect(await post('/api/projects/acme/shop/approve', globex, { phase: 'architecture' })).toMatchObject({ status: 403 });
 
     expect(await post('/api/pools/acme/developers/scale', acme, { replicas: 3 })).toMatchObject({
       status: 403,
       body: { error: { message: 'role client may not scale pools; an sre or admin token may' } },
     });
-    expect(await post('/api/pools/acme/developers/scale', sre, { replicas: 1001 })).toMatchObject({ status: 400, body: { error: { message: 'replicas must be an integer in 0..1000, e.g. {"replicas": 4}' } } });
-    expect(await post('/api/pools/acme/nobody/scale', sre, { replicas: 2 })).toMatchObject({ status: 400, body: { error: { message: 'no AgentPool nobody in namespace acme' } } });
+    expect(await post('/api/pools/acme/developers/scale', sre, { replicas: 1001 })).toMatchObject({
+      status: 400,
+      body: { error: { message: 'replicas must be an integer in 0..1000, e.g. {"replicas": 4}' } },
+    });
+    expect(await post('/api/pools/acme/nobody/scale', sre, { replicas: 2 })).toMatchObject({
+      status: 400,
+      body: { error: { message: 'no AgentPool nobody in namespace acme' } },
+    });
   });
 
   it('scales a pool for an SRE and streams the new size', async () => {
@@ -165,7 +235,9 @@ describe('the gateway on the embedded runtime', () => {
     watcher.send({ type: 'subscribe', topic: 'pools/*' });
     await watcher.next(isSnapshot);
     expect(await post('/api/pools/globex/qa/scale', sre, { replicas: 5 })).toMatchObject({ status: 202 });
-    const scaled = await watcher.next((message) => isDelta(message) && JSON.stringify(message.data).includes('"name":"qa","role":"qa","replicas":5'));
+    const scaled = await watcher.next(
+      (message) => isDelta(message) && JSON.stringify(message.data).includes('"name":"qa","role":"qa","replicas":5'),
+    );
     expect(scaled).toMatchObject({ kind: 'pools', data: { pool: { namespace: 'globex', name: 'qa', replicas: 5 }, removed: false } });
     watcher.close();
     expect((await company.api.listPools('globex')).find((entry) => entry.status?.pool === 'qa')?.status?.replicas).toBe(5);

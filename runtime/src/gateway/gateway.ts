@@ -92,8 +92,22 @@ export class Gateway {
       now: settings.now,
       onError: settings.onError,
     });
-    const stream = mountStream(app, { path: '/api/stream', hub, tokens: settings.tokens, limits, now: settings.now, onError: settings.onError });
-    mountApi(app, { api: settings.api, live, tokens: settings.tokens, maxBodyBytes: settings.maxBodyBytes, now: settings.now, onError: settings.onError });
+    const stream = mountStream(app, {
+      path: '/api/stream',
+      hub,
+      tokens: settings.tokens,
+      limits,
+      now: settings.now,
+      onError: settings.onError,
+    });
+    mountApi(app, {
+      api: settings.api,
+      live,
+      tokens: settings.tokens,
+      maxBodyBytes: settings.maxBodyBytes,
+      now: settings.now,
+      onError: settings.onError,
+    });
     mountStatic(app, staticFiles);
 
     let listening: Listening;
@@ -125,7 +139,10 @@ function mountStatic(app: TemplatedApp, files: StaticFiles | undefined): void {
   const handle = (res: HttpResponse, req: HttpRequest, head: boolean) => {
     const hit = files?.lookup(req.getUrl(), req.getHeader('accept-encoding'));
     if (hit === undefined) {
-      res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain; charset=utf-8').end(head ? undefined : 'not found');
+      res
+        .writeStatus('404 Not Found')
+        .writeHeader('Content-Type', 'text/plain; charset=utf-8')
+        .end(head ? undefined : 'not found');
       return;
     }
     const { file } = hit;
@@ -153,7 +170,8 @@ function validate(settings: typeof GATEWAY_DEFAULTS & GatewayOptions, limits: St
     }
   };
   check('port', settings.port, 0);
-  if (settings.port > 65_535) throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `Gateway option port must be at most 65535, got ${settings.port}`);
+  if (settings.port > 65_535)
+    throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `Gateway option port must be at most 65535, got ${settings.port}`);
   check('maxBodyBytes', settings.maxBodyBytes, 1);
   check('activityLimit', settings.activityLimit, 1);
   check('costPoints', settings.costPoints, 2);

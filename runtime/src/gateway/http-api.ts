@@ -29,21 +29,44 @@ const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_REPLICAS = 1000;
 
 /** Text kinds the artefact viewer shows inline; anything else downloads as bytes. */
-const TEXT_EXTENSIONS = new Set(['', '.md', '.txt', '.ts', '.js', '.json', '.yaml', '.yml', '.py', '.go', '.java', '.css', '.html', '.sql', '.sh', '.toml', '.csv']);
+const TEXT_EXTENSIONS = new Set([
+  '',
+  '.md',
+  '.txt',
+  '.ts',
+  '.js',
+  '.json',
+  '.yaml',
+  '.yml',
+  '.py',
+  '.go',
+  '.java',
+  '.css',
+  '.html',
+  '.sql',
+  '.sh',
+  '.toml',
+  '.csv',
+]);
 
 /** Mounts the API routes on `app`. */
 export function mountApi(app: TemplatedApp, options: ApiOptions): void {
   const { api, live } = options;
   const identify = (request: Request): Identity => {
     const authorization = request.header('authorization');
-    if (!/^bearer /i.test(authorization)) throw new RuntimeError(RuntimeErrorCode.Unauthenticated, 'send the token as Authorization: Bearer <token>');
+    if (!/^bearer /i.test(authorization))
+      throw new RuntimeError(RuntimeErrorCode.Unauthenticated, 'send the token as Authorization: Bearer <token>');
     return identityOf(options.tokens.verify(authorization.slice(7).trim()));
   };
   const route = (method: 'get' | 'post', pattern: string, handler: (request: Request, identity: Identity) => Reply | Promise<Reply>) => {
     const paramCount = pattern.split('/').filter((part) => part.startsWith(':')).length;
     const authenticated: Handler = (request) => handler(request, identify(request));
     app[method](pattern, (res, req) =>
-      serve(res, req, paramCount, authenticated, { withBody: method === 'post', maxBodyBytes: options.maxBodyBytes, onError: options.onError }),
+      serve(res, req, paramCount, authenticated, {
+        withBody: method === 'post',
+        maxBodyBytes: options.maxBodyBytes,
+        onError: options.onError,
+      }),
     );
   };
 
@@ -67,9 +90,11 @@ export function mountApi(app: TemplatedApp, options: ApiOptions): void {
   route('get', '/api/projects/:namespace/:name/artifacts/*', async (request, identity) => {
     const [namespace, name] = projectParams(request, identity);
     const artifactName = decodePath(ARTIFACTS_PREFIX.exec(request.url)?.[3] ?? '');
-    if (artifactName === '' || artifactName.length > 512) throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'name the artefact after /artifacts/');
+    if (artifactName === '' || artifactName.length > 512)
+      throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'name the artefact after /artifacts/');
     const artifact = await api.artifact(namespace, name, artifactName);
-    if (artifact === undefined) throw new RuntimeError(RuntimeErrorCode.NotFound, `project ${namespace}/${name} has no artefact ${artifactName}`);
+    if (artifact === undefined)
+      throw new RuntimeError(RuntimeErrorCode.NotFound, `project ${namespace}/${name} has no artefact ${artifactName}`);
     const etag = `"${artifact.sha256}"`;
     const headers: [string, string][] = [
       ['Content-Type', TEXT_EXTENSIONS.has(extname(artifactName)) ? 'text/plain; charset=utf-8' : 'application/octet-stream'],
@@ -89,7 +114,10 @@ export function mountApi(app: TemplatedApp, options: ApiOptions): void {
     checkCanApprove(identity, namespace);
     const { phase } = (request.body ?? {}) as Partial<ApproveRequest>;
     if (typeof phase !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(phase)) {
-      throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'phase must name the workflow phase to approve (a DNS label), e.g. {"phase": "architecture"}');
+      throw new RuntimeError(
+        RuntimeErrorCode.InvalidArgument,
+        'phase must name the workflow phase to approve (a DNS label), e.g. {"phase": "architecture"}',
+      );
     }
     const commandId = commandIdOf(request, identity, 'approve');
     await api.approve(commandId, { namespace, name, phase, approvedBy: identity.sub });

@@ -84,7 +84,10 @@ export function serve(
         const code = reply.body.error.code;
         const extra: [string, string][] = code === RuntimeErrorCode.Unauthenticated ? [['WWW-Authenticate', 'Bearer']] : [];
         // A body larger than allowed is not read to its end: closing is cheaper than draining it.
-        write({ status: reply.status, headers: [...API_HEADERS, ...extra], body: JSON.stringify(reply.body) }, code === RuntimeErrorCode.TooLarge);
+        write(
+          { status: reply.status, headers: [...API_HEADERS, ...extra], body: JSON.stringify(reply.body) },
+          code === RuntimeErrorCode.TooLarge,
+        );
       },
     );
 }

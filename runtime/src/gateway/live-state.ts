@@ -156,7 +156,11 @@ export class LiveState {
         if (change.progress !== undefined) card.progress = progressView(change.progress);
         const tone = task.status === 'Failed' ? 'bad' : task.status === 'Succeeded' ? 'good' : 'info';
         const attempt = task.attempt > 1 ? ` (attempt ${task.attempt})` : '';
-        activity('task', tone, `${task.role || 'agent'}: “${task.title}” ${task.status.toLowerCase()}${attempt}${task.error === null ? '' : ` — ${task.error}`}`);
+        activity(
+          'task',
+          tone,
+          `${task.role || 'agent'}: “${task.title}” ${task.status.toLowerCase()}${attempt}${task.error === null ? '' : ` — ${task.error}`}`,
+        );
         break;
       }
       case 'artifactStored': {
@@ -187,7 +191,8 @@ export class LiveState {
         card.completedAt = at;
         card.progress = { ...card.progress, percent: 100 };
         if (body.value.cost !== undefined) card.cost = costView(body.value.cost);
-        for (const artifact of body.value.artifacts) state.artifacts.set(artifact.name, artifactView(event.namespace, event.project, artifact));
+        for (const artifact of body.value.artifacts)
+          state.artifacts.set(artifact.name, artifactView(event.namespace, event.project, artifact));
         delta.timeline = this.advanceTimeline(state, at);
         activity('delivered', 'good', `delivered ${body.value.artifacts.length} artefact${body.value.artifacts.length === 1 ? '' : 's'}`);
         break;
@@ -212,7 +217,8 @@ export class LiveState {
         return { projects: sortCards([...this.projects.values()].map((state) => state.card).filter((card) => inScope(card.namespace))) };
       case 'project': {
         const state = this.projects.get(`${topic.namespace}/${topic.name}`);
-        if (state === undefined) throw new RuntimeError(RuntimeErrorCode.NotFound, `no project ${topic.name} in namespace ${topic.namespace}`);
+        if (state === undefined)
+          throw new RuntimeError(RuntimeErrorCode.NotFound, `no project ${topic.name} in namespace ${topic.namespace}`);
         return detailOf(state, state.card);
       }
       case 'pools':
@@ -274,10 +280,16 @@ export class LiveState {
     const state = this.newProject(card);
     state.lastSequence = summary.status?.lastSequence ?? 0;
     state.described = true;
-    for (const artifact of summary.status?.artifacts ?? []) state.artifacts.set(artifact.name, artifactView(card.namespace, card.name, artifact));
+    for (const artifact of summary.status?.artifacts ?? [])
+      state.artifacts.set(artifact.name, artifactView(card.namespace, card.name, artifact));
     if (card.currentPhase !== '') {
       const awaiting = card.awaitingApproval !== null;
-      state.timeline.push({ phase: card.currentPhase, state: awaiting ? 'awaiting' : 'active', startedAt: card.startedAt ?? card.updatedAt, endedAt: null });
+      state.timeline.push({
+        phase: card.currentPhase,
+        state: awaiting ? 'awaiting' : 'active',
+        startedAt: card.startedAt ?? card.updatedAt,
+        endedAt: null,
+      });
     }
     if (card.cost.usd > 0) state.costSeries.push({ at: card.updatedAt, usd: card.cost.usd });
   }
@@ -301,9 +313,7 @@ export class LiveState {
   private projectState(namespace: string, name: string): ProjectState {
     const known = this.projects.get(`${namespace}/${name}`);
     if (known !== undefined) return known;
-    const state = this.newProject(
-      projectCard({ namespace, name, client: '', priority: 0, status: undefined }, this.options.now()),
-    );
+    const state = this.newProject(projectCard({ namespace, name, client: '', priority: 0, status: undefined }, this.options.now()));
     void this.describe(state);
     return state;
   }

@@ -13,7 +13,10 @@ describe('the static build in memory', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'troupe-static-'));
     mkdirSync(join(dir, '_app', 'immutable'), { recursive: true });
-    writeFileSync(join(dir, 'index.html'), `<!doctype html><html><body><script>${script}</script><script type="module" src="/_app/immutable/app.js"></script></body></html>`);
+    writeFileSync(
+      join(dir, 'index.html'),
+      `<!doctype html><html><body><script>${script}</script><script type="module" src="/_app/immutable/app.js"></script></body></html>`,
+    );
     writeFileSync(join(dir, '_app', 'immutable', 'app.js'), `export const app = ${JSON.stringify('x'.repeat(4000))};`);
     writeFileSync(join(dir, 'favicon.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
     files = await StaticFiles.load(dir);

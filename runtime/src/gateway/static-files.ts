@@ -62,9 +62,15 @@ export class StaticFiles {
     const files = new Map<string, StaticFile>();
     let names: string[];
     try {
-      names = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+      names = (await readdir(dir, { recursive: true, withFileTypes: true }))
+        .filter((entry) => entry.isFile())
+        .map((entry) => join(entry.parentPath, entry.name));
     } catch (cause) {
-      throw new RuntimeError(RuntimeErrorCode.Unavailable, `the dashboard build ${dir} cannot be read; build it with \`npm run build -w dashboard\``, { cause });
+      throw new RuntimeError(
+        RuntimeErrorCode.Unavailable,
+        `the dashboard build ${dir} cannot be read; build it with \`npm run build -w dashboard\``,
+        { cause },
+      );
     }
     for (const name of names) {
       const path = `/${relative(dir, name).split(sep).join('/')}`;
@@ -77,7 +83,10 @@ export class StaticFiles {
 
   /** The file for a URL path, or the app shell for a client-side route, or undefined (a 404). */
   lookup(path: string, acceptEncoding: string): StaticHit | undefined {
-    const file = this.files.get(path === '/' ? '/index.html' : path) ?? this.files.get(`${path}.html`) ?? (extname(path) === '' ? this.fallback : undefined);
+    const file =
+      this.files.get(path === '/' ? '/index.html' : path) ??
+      this.files.get(`${path}.html`) ??
+      (extname(path) === '' ? this.fallback : undefined);
     if (file === undefined) return undefined;
     if (file.br !== undefined && /\bbr\b/.test(acceptEncoding)) return { file, body: file.br, encoding: 'br' };
     if (file.gzip !== undefined && /\bgzip\b/.test(acceptEncoding)) return { file, body: file.gzip, encoding: 'gzip' };
@@ -107,7 +116,12 @@ function prepare(path: string, content: Buffer): StaticFile {
  */
 function contentSecurityPolicy(html: string): string {
   const hashes = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)]
-    .map((match) => `'sha256-${createHash('sha256').update(match[1] ?? '').digest('base64')}'`)
+    .map(
+      (match) =>
+        `'sha256-${createHash('sha256')
+          .update(match[1] ?? '')
+          .digest('base64')}'`,
+    )
     .join(' ');
   return [
     "default-src 'self'",

@@ -58,7 +58,14 @@ export class StreamServer {
       ...options.topics,
       now: settings.now,
     });
-    const stream = mountStream(app, { path: '/api/stream', hub, tokens: settings.tokens, limits, now: Date.now, onError: settings.onError });
+    const stream = mountStream(app, {
+      path: '/api/stream',
+      hub,
+      tokens: settings.tokens,
+      limits,
+      now: Date.now,
+      onError: settings.onError,
+    });
     const listening = await listen(app, settings.host, settings.port);
     return new StreamServer(`ws://${settings.host}:${listening.port}/api/stream`, listening.port, hub, stream, listening);
   }

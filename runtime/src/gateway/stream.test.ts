@@ -40,14 +40,17 @@ describe('the stream protocol', () => {
     return connected;
   }
 
-  const publish = (stream: StreamServer, busy: number) => stream.hub.publish('pools', 'pools/acme', { pool: pool('developers', busy), removed: false });
+  const publish = (stream: StreamServer, busy: number) =>
+    stream.hub.publish('pools', 'pools/acme', { pool: pool('developers', busy), removed: false });
 
   it('sends a snapshot, then each change once with the next sequence number', async () => {
     const stream = await server();
     const alice = await client(stream.url, acme, 'subprotocol');
     expect(alice.socket.protocol).toBe('troupe.v1');
     const welcome = await alice.next((message) => message.type === 'welcome');
-    expect(welcome).toMatchObject({ identity: { sub: 'alice', role: 'client', tenant: 'acme', can: { allNamespaces: false, scale: false } } });
+    expect(welcome).toMatchObject({
+      identity: { sub: 'alice', role: 'client', tenant: 'acme', can: { allNamespaces: false, scale: false } },
+    });
 
     alice.send({ type: 'subscribe', topic: 'pools/acme' });
     const snapshot = await alice.next(isSnapshot);
@@ -75,15 +78,26 @@ describe('the stream protocol', () => {
     expect(alice.messages.filter((message) => message.type === 'error')).toEqual([
       { type: 'error', code: 'PERMISSION_DENIED', message: 'a token of tenant acme may not read namespace globex', topic: 'pools/globex' },
       { type: 'error', code: 'PERMISSION_DENIED', message: 'a token of tenant acme may not read every namespace', topic: 'projects/*' },
-      { type: 'error', code: 'PERMISSION_DENIED', message: 'a token of tenant acme may not read namespace globex', topic: 'project/globex/ledger' },
+      {
+        type: 'error',
+        code: 'PERMISSION_DENIED',
+        message: 'a token of tenant acme may not read namespace globex',
+        topic: 'project/globex/ledger',
+      },
       {
         type: 'error',
         code: 'INVALID_ARGUMENT',
-        message: 'topic "pools/Not_Valid" is not one of projects/<namespace|*>, project/<namespace>/<name>, pools/<namespace|*>, costs/<namespace|*>',
+        message:
+          'topic "pools/Not_Valid" is not one of projects/<namespace|*>, project/<namespace>/<name>, pools/<namespace|*>, costs/<namespace|*>',
         topic: 'pools/Not_Valid',
       },
       { type: 'error', code: 'INVALID_ARGUMENT', message: 'type must be subscribe or unsubscribe' },
-      { type: 'error', code: 'INVALID_ARGUMENT', message: 'resume must be {epoch: string, seq: non-negative integer}', topic: 'pools/acme' },
+      {
+        type: 'error',
+        code: 'INVALID_ARGUMENT',
+        message: 'resume must be {epoch: string, seq: non-negative integer}',
+        topic: 'pools/acme',
+      },
     ]);
     const root = await client(stream.url, admin);
     root.send({ type: 'subscribe', topic: 'pools/*' });
@@ -96,10 +110,14 @@ describe('the stream protocol', () => {
       status: 401,
       body: '{"error":{"code":"UNAUTHENTICATED","message":"the token signature is invalid"}}',
     });
-    await expect(StreamClient.connect(stream.url, new Tokens({ secret: 'another-secret-of-at-least-32-bytes!!' }).sign({ sub: 'x', role: 'admin' }))).rejects.toMatchObject({ status: 401 });
+    await expect(
+      StreamClient.connect(stream.url, new Tokens({ secret: 'another-secret-of-at-least-32-bytes!!' }).sign({ sub: 'x', role: 'admin' })),
+    ).rejects.toMatchObject({ status: 401 });
     const { default: WebSocket } = await import('ws');
     const anonymous = new WebSocket(stream.url);
-    const status = await new Promise((resolve) => anonymous.once('unexpected-response', (_request, response) => resolve(response.statusCode)));
+    const status = await new Promise((resolve) =>
+      anonymous.once('unexpected-response', (_request, response) => resolve(response.statusCode)),
+    );
     expect(status).toBe(401);
   });
 

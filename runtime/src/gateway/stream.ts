@@ -3,7 +3,8 @@
  * and the per-connection limits that keep memory bounded — at most `maxBackpressureBytes`
  * buffered per socket (a client that falls further behind is disconnected by uWS and resumes
  * after reconnecting), `maxSubscriptions` topics, `maxMessageBytes` per client message and
- * `maxConnections` sockets.
+ * `maxConnections` sockets. Worst case, what the stream holds is about
+ * maxConnections × maxBackpressureBytes plus the topics' replay buffers (TopicHub).
  */
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { authorizeTopic, identityOf, parseTopic } from './access.js';
@@ -27,7 +28,7 @@ export interface StreamLimits {
 }
 
 export const STREAM_LIMITS_DEFAULTS = {
-  maxConnections: 20_000,
+  maxConnections: 10_000,
   maxSubscriptions: 64,
   maxMessageBytes: 4 * 1024,
   maxBackpressureBytes: 1024 * 1024,
@@ -108,7 +109,11 @@ export function mountStream(
         .filter((protocol) => protocol !== '');
       try {
         if (sockets.size >= limits.maxConnections) {
-          throw new RuntimeError(RuntimeErrorCode.ResourceExhausted, `the gateway holds its limit of ${limits.maxConnections} streams; retry later`, { retriable: true });
+          throw new RuntimeError(
+            RuntimeErrorCode.ResourceExhausted,
+            `the gateway holds its limit of ${limits.maxConnections} streams; retry later`,
+            { retriable: true },
+          );
         }
         const identity = identityOf(tokens.verify(bearerToken(req.getHeader('authorization'), offered)));
         const connection: Connection = { identity, topics: new Set(), closed: false, expiry: undefined };
@@ -197,7 +202,10 @@ function bearerToken(authorization: string, offered: string[]): string {
     }
     return protocol.slice(BEARER.length);
   }
-  throw new RuntimeError(RuntimeErrorCode.Unauthenticated, `send the token as Authorization: Bearer <token>, or as the subprotocol ${BEARER}<token> beside ${SUBPROTOCOL}`);
+  throw new RuntimeError(
+    RuntimeErrorCode.Unauthenticated,
+    `send the token as Authorization: Bearer <token>, or as the subprotocol ${BEARER}<token> beside ${SUBPROTOCOL}`,
+  );
 }
 
 function resumePoint(value: unknown): ResumePoint | undefined {

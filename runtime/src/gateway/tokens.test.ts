@@ -7,7 +7,11 @@ const SECRET = 'a-secret-that-is-at-least-32-bytes-long';
 describe('gateway tokens', () => {
   it('verify what they signed, for a tenant and for a platform role', () => {
     const tokens = new Tokens({ secret: SECRET, now: () => 1_000_000 });
-    expect(tokens.verify(tokens.sign({ sub: 'alice@acme', tenant: 'acme' }))).toEqual({ sub: 'alice@acme', tenant: 'acme', exp: 1_000 + 12 * 3600 });
+    expect(tokens.verify(tokens.sign({ sub: 'alice@acme', tenant: 'acme' }))).toEqual({
+      sub: 'alice@acme',
+      tenant: 'acme',
+      exp: 1_000 + 12 * 3600,
+    });
     expect(tokens.verify(tokens.sign({ sub: 'oncall', role: 'sre', exp: 5_000 }))).toEqual({ sub: 'oncall', role: 'sre', exp: 5_000 });
   });
 
@@ -30,7 +34,9 @@ describe('gateway tokens', () => {
       code: RuntimeErrorCode.Unauthenticated,
       message: 'the token signature is invalid',
     });
-    expect(refused(`${version}.${claims({ sub: 'alice', role: 'admin', exp: 1_060 })}.${signature}`)?.message).toBe('the token signature is invalid');
+    expect(refused(`${version}.${claims({ sub: 'alice', role: 'admin', exp: 1_060 })}.${signature}`)?.message).toBe(
+      'the token signature is invalid',
+    );
     expect(refused('not-a-token')?.message).toBe('the token is malformed');
     expect(refused(`${token}.extra`)?.message).toBe('the token is malformed');
     expect(refused('x'.repeat(5000))?.message).toBe('the token is too long');

@@ -13,13 +13,11 @@ export type PlatformRole = 'admin' | 'sre';
 
 /** What a token says about its bearer. `exp` is unix seconds. */
 export type TokenClaims =
-  | { sub: string; tenant: string; exp: number; role?: undefined }
-  | { sub: string; role: PlatformRole; exp: number; tenant?: undefined };
+  { sub: string; tenant: string; exp: number; role?: undefined } | { sub: string; role: PlatformRole; exp: number; tenant?: undefined };
 
 /** Claims to sign: `exp` defaults to now + `ttlSeconds`. */
 export type NewClaims =
-  | { sub: string; tenant: string; exp?: number; role?: undefined }
-  | { sub: string; role: PlatformRole; exp?: number; tenant?: undefined };
+  { sub: string; tenant: string; exp?: number; role?: undefined } | { sub: string; role: PlatformRole; exp?: number; tenant?: undefined };
 
 export interface TokensOptions {
   /** The HMAC key, at least 32 bytes. Every gateway replica must share it. */
@@ -60,7 +58,10 @@ export class Tokens {
       throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `Tokens option secret must be at least 32 bytes, got ${this.key.length}`);
     }
     if (!Number.isInteger(this.options.ttlSeconds) || this.options.ttlSeconds <= 0) {
-      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `Tokens option ttlSeconds must be a positive integer, got ${this.options.ttlSeconds}`);
+      throw new RuntimeError(
+        RuntimeErrorCode.InvalidOptions,
+        `Tokens option ttlSeconds must be a positive integer, got ${this.options.ttlSeconds}`,
+      );
     }
   }
 

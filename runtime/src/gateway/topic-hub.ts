@@ -152,7 +152,8 @@ export class TopicHub {
       return;
     }
     this.unflushed.add(state);
-    this.flushTimer ??= this.options.flushMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.options.flushMs);
+    this.flushTimer ??=
+      this.options.flushMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.options.flushMs);
   }
 
   /** Topics alive, subscribers over all of them, and bytes held by replay buffers. */

@@ -103,7 +103,12 @@ export function on<T extends TopicKey, E extends keyof TopicEvents<KindOf<T>>>(
 ): () => void {
   let entry = topics.get(topic);
   if (entry === undefined) {
-    entry = { kind: kindOf(topic), state: undefined, listeners: { state: new Set(), delta: new Set(), error: new Set() }, release: undefined };
+    entry = {
+      kind: kindOf(topic),
+      state: undefined,
+      listeners: { state: new Set(), delta: new Set(), error: new Set() },
+      release: undefined,
+    };
     topics.set(topic, entry);
     void worker?.subscribe(topic);
   }

@@ -150,7 +150,9 @@ class Stream implements StreamWorker {
 
   private async checkToken(): Promise<boolean> {
     try {
-      const response = await fetch(new URL('/api/me', this.url.replace(/^ws/, 'http')), { headers: { authorization: `Bearer ${this.token}` } });
+      const response = await fetch(new URL('/api/me', this.url.replace(/^ws/, 'http')), {
+        headers: { authorization: `Bearer ${this.token}` },
+      });
       return response.status !== 401;
     } catch {
       return true;

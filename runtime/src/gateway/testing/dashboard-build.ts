@@ -15,7 +15,14 @@ const PROTOCOL = fileURLToPath(new URL('../protocol.ts', import.meta.url));
 export function dashboardBuild(): string {
   const build = join(DASHBOARD, 'build');
   const index = join(build, 'index.html');
-  const sources = [join(DASHBOARD, 'src'), join(DASHBOARD, 'static'), join(DASHBOARD, 'svelte.config.js'), join(DASHBOARD, 'vite.config.ts'), join(DASHBOARD, 'package.json'), PROTOCOL];
+  const sources = [
+    join(DASHBOARD, 'src'),
+    join(DASHBOARD, 'static'),
+    join(DASHBOARD, 'svelte.config.js'),
+    join(DASHBOARD, 'vite.config.ts'),
+    join(DASHBOARD, 'package.json'),
+    PROTOCOL,
+  ];
   if (existsSync(index) && statSync(index).mtimeMs >= Math.max(...sources.map(newest))) return build;
   const vite = join(dirname(createRequire(join(DASHBOARD, 'package.json')).resolve('vite/package.json')), 'bin', 'vite.js');
   const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: DASHBOARD, encoding: 'utf8' });

@@ -24,13 +24,17 @@ export class StreamClient {
   /** Connects with the token as a browser would (subprotocols) or as a service (Authorization header). */
   static connect(url: string, token: string, how: 'subprotocol' | 'header' = 'header'): Promise<StreamClient> {
     const socket =
-      how === 'header' ? new WebSocket(url, { headers: { authorization: `Bearer ${token}` } }) : new WebSocket(url, ['troupe.v1', `bearer.${token}`]);
+      how === 'header'
+        ? new WebSocket(url, { headers: { authorization: `Bearer ${token}` } })
+        : new WebSocket(url, ['troupe.v1', `bearer.${token}`]);
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new StreamClient(socket)));
       socket.once('unexpected-response', (_request, response) => {
         let body = '';
         response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${response.statusCode} ${body}`), { status: response.statusCode, body })));
+        response.on('end', () =>
+          reject(Object.assign(new Error(`upgrade refused: ${response.statusCode} ${body}`), { status: response.statusCode, body })),
+        );
       });
       socket.once('error', reject);
     });
@@ -48,9 +52,11 @@ export class StreamClient {
     for (;;) {
       const found = this.messages.slice(from).find(predicate);
       if (found !== undefined) return found;
-      if (this.closed !== undefined) throw new Error(`the stream closed (${this.closed.code} ${this.closed.reason}) before the expected message`);
+      if (this.closed !== undefined)
+        throw new Error(`the stream closed (${this.closed.code} ${this.closed.reason}) before the expected message`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no expected message within ${timeoutMs} ms; got ${JSON.stringify(this.messages.slice(from).slice(-5))}`);
+      if (left <= 0)
+        throw new Error(`no expected message within ${timeoutMs} ms; got ${JSON.stringify(this.messages.slice(from).slice(-5))}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
