@@ -4,9 +4,14 @@
  * ANTHROPIC_API_KEY or a reachable Ollama says otherwise, keeps its state in TROUPE_DATA_DIR
  * (default .troupe/data), and prints the project's progress as it goes.
  */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ProjectPhase, type SubmitProject } from '@troupe/proto';
 import { startEmbeddedRuntime } from './embedded.js';
+import { Gateway } from './gateway/gateway.js';
+import { Tokens } from './gateway/tokens.js';
 import { createProvider } from './llm/providers/create-provider.js';
 import type { ModelProviderSpec } from './llm/providers/create-provider.js';
 import { readManifests, type Manifests } from './manifests.js';
@@ -59,8 +64,23 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   );
   console.log(`troupe: gRPC RuntimeService on ${runtime.grpcAddress}`);
 
+  const staticDir = resolve(ROOT, 'dashboard', 'build');
+  if (!existsSync(resolve(staticDir, 'index.html'))) {
+    console.log('troupe: building the dashboard once (dashboard/build)…');
+    execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'ignore' });
+  }
+  // A secret of this run unless one is given, so the printed tokens stop working with it.
+  const tokens = new Tokens({ secret: env.TROUPE_TOKEN_SECRET ?? randomBytes(32).toString('hex'), ttlSeconds: 7 * 24 * 3600 });
+  const gateway = await Gateway.start({ api: runtime.company, tokens, staticDir, port: Number(env.TROUPE_PORT ?? 8080) });
+  console.log(`troupe: dashboard at ${gateway.url}`);
+  console.log(`troupe:   admin token:       ${tokens.sign({ sub: 'admin', role: 'admin' })}`);
+  for (const namespace of new Set(pools.map((pool) => pool.namespace))) {
+    console.log(`troupe:   ${namespace} client token: ${tokens.sign({ sub: `client@${namespace}`, tenant: namespace })}`);
+  }
+
   for (const project of manifests.projects) await submit(runtime.company, project);
   const shutdown = async () => {
+    await gateway.stop();
     await runtime.stop();
     process.exit(0);
   };
@@ -100,7 +120,7 @@ async function follow(company: Company, project: SubmitProject): Promise<void> {
     last = line;
     console.log(line);
     if (status.phase === ProjectPhase.AWAITING_APPROVAL)
-      console.log(`  ${project.namespace}/${project.name} waits for approval of ${status.currentPhase}`);
+      console.log(`  ${project.namespace}/${project.name} waits for approval of ${status.currentPhase}: approve it on the dashboard`);
     if (status.phase === ProjectPhase.DELIVERED)
       console.log(`  delivered: ${status.artifacts.map((artifact) => artifact.name).join(', ')}`);
   };
