@@ -20,9 +20,11 @@ export function time(ms: number): string {
   return clock.format(ms);
 }
 
-/** A duration like `4m 05s`. */
+/** A duration like `4m 05s` (or `2.4s`). */
 export function duration(ms: number): string {
-  const seconds = Math.max(0, Math.round(ms / 1000));
+  // Tenths under ten seconds: simulated and cached work is that quick, and "0s" says nothing.
+  if (ms < 9_950) return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+  const seconds = Math.round(ms / 1000);
   if (seconds < 60) return `${seconds}s`;
   const minutes = Math.floor(seconds / 60);
   if (minutes < 60) return `${minutes}m ${String(seconds % 60).padStart(2, '0')}s`;
