@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { ProjectPhase, type SubmitProject } from '@troupe/proto';
 import { startEmbeddedRuntime } from './embedded.js';
 import { Gateway } from './gateway/gateway.js';
+import { phaseName } from './gateway/views.js';
 import { Tokens } from './gateway/tokens.js';
 import { createProvider } from './llm/providers/create-provider.js';
 import type { ModelProviderSpec } from './llm/providers/create-provider.js';
@@ -96,16 +97,6 @@ async function submit(company: Company, project: SubmitProject): Promise<void> {
   await company.submitProject(`${project.uid}/${project.generation}`, project);
 }
 
-const PHASE_NAMES: Record<number, string> = {
-  [ProjectPhase.PENDING]: 'Pending',
-  [ProjectPhase.PLANNING]: 'Planning',
-  [ProjectPhase.RUNNING]: 'Running',
-  [ProjectPhase.AWAITING_APPROVAL]: 'AwaitingApproval',
-  [ProjectPhase.PAUSED]: 'Paused',
-  [ProjectPhase.DELIVERED]: 'Delivered',
-  [ProjectPhase.FAILED]: 'Failed',
-};
-
 /** Prints a progress line whenever the project's state changes. */
 async function follow(company: Company, project: SubmitProject): Promise<void> {
   let last = '';
@@ -113,7 +104,7 @@ async function follow(company: Company, project: SubmitProject): Promise<void> {
     const summary = await company.getProject(project.namespace, project.name);
     const status = summary?.status;
     if (status === undefined) return;
-    const phase = PHASE_NAMES[status.phase] ?? 'Unknown';
+    const phase = phaseName(status.phase);
     const bar = '█'.repeat(Math.round((status.progress?.percent ?? 0) / 5)).padEnd(20, '░');
     const line = `${project.namespace}/${project.name} ${bar} ${String(status.progress?.percent ?? 0).padStart(3)}% ${phase.padEnd(16)} ${status.currentPhase.padEnd(14)} tasks ${status.progress?.tasksDone ?? 0}/${status.progress?.tasksTotal ?? 0}  $${(status.cost?.usd ?? 0).toFixed(4)}`;
     if (line === last) return;
