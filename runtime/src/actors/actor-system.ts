@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeadLetter, Envelope } from '@troupe/proto';
 import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
-import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, Timer } from '../store/store.js';
+import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, Timer, TurnWrite } from '../store/store.js';
 import { partitionFor } from '../transport/partitioner.js';
 import type { ConsumedRecord, PartitionAssignment, PartitionBatch, Subscription, Transport } from '../transport/transport.js';
 import { actorTopic, jsonCodec, type ActorContext, type ActorType, type Codec, type TimerDue } from './actor.js';
@@ -22,6 +22,22 @@ export const DEAD_LETTER_TOPIC = 'troupe.deadletter';
 // A node runs actor types of unrelated state and message types side by side.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyActorType = ActorType<any, any, any, any>;
+
+/**
+ * How a turn of a durable actor ended: applied (`ok`); failed, to be retried or redelivered
+ * (`error`); refused because its input was applied already (`duplicate`). `dead_lettered`
+ * counts a message given up on after its last failed turn.
+ */
+export type TurnOutcome = 'ok' | 'error' | 'duplicate' | 'dead_lettered';
+
+/** Told what a node does, for metrics. Every method is optional, is called synchronously and must not throw. */
+export interface ActorSystemObserver {
+  turnEnded?(actorType: string, outcome: TurnOutcome): void;
+  /** Partitions of actor topics this node took over, once their fences are claimed. */
+  partitionsAssigned?(assignments: readonly PartitionAssignment[]): void;
+  /** Partitions of actor topics this node gave up. */
+  partitionsRevoked?(assignments: readonly PartitionAssignment[]): void;
+}
 
 export interface ActorSystemOptions {
   transport: Transport;
@@ -44,6 +60,8 @@ export interface ActorSystemOptions {
   clock: () => number;
   /** Where errors that have no caller go (default: console.error). */
   onError: (error: Error) => void;
+  /** Told of turns and partition ownership, for metrics (default: nobody). */
+  observer: ActorSystemObserver;
 }
 
 export const ACTOR_SYSTEM_DEFAULTS = {
@@ -55,6 +73,7 @@ export const ACTOR_SYSTEM_DEFAULTS = {
   askTimeoutMs: 30_000,
   clock: Date.now,
   onError: (error: Error) => console.error(`troupe runtime: ${error.message}`),
+  observer: {},
 } as const satisfies Partial<ActorSystemOptions>;
 
 type Required = 'transport' | 'store' | 'actors';
@@ -73,6 +92,24 @@ interface Activation {
   scope: string;
   lastUsed: number;
   busy: boolean;
+}
+
+/** Where a turn starts from: the activation, or the turn staged before it. */
+interface TurnBase {
+  state: unknown;
+  seq: number;
+  snapshotSeq: number;
+}
+
+/** A turn run in memory, with the write that makes it durable and the effects that follow. */
+interface StagedTurn {
+  envelope: Envelope;
+  offset: number;
+  reply: unknown;
+  write: TurnWrite;
+  localTells: [AnyActorType, string, unknown][];
+  /** The activation once the write is committed. */
+  after: TurnBase;
 }
 
 /**
@@ -188,6 +225,7 @@ export class ActorSystem {
       this.fences.set(scope, { scope, epoch: await this.options.store.claimNext(scope) });
     }
     this.timers.own(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
+    this.options.observer.partitionsAssigned?.(assignments);
   }
 
   private revoked(assignments: readonly PartitionAssignment[]): void {
@@ -196,6 +234,7 @@ export class ActorSystem {
     // The next owner may write these actors from now on; what this node holds is stale.
     for (const [key, activation] of this.activations) if (scopes.has(activation.scope)) this.activations.delete(key);
     this.timers.disown(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
+    this.options.observer.partitionsRevoked?.(assignments);
   }
 
   private async handleBatch(batch: PartitionBatch): Promise<void> {
@@ -211,12 +250,11 @@ export class ActorSystem {
     // The first failure (a lost partition, a store that is down) stops the whole batch.
     const failed = new AbortController();
     const signal = AbortSignal.any([batch.signal, failed.signal]);
+    const scope = `${batch.topic}/${batch.partition}`;
     await forEachLimited([...byActor], this.options.maxInFlightPerPartition, async ([id, records]) => {
       try {
-        for (const record of records) {
-          if (signal.aborted) return;
-          await this.deliver(type, id, record, batch);
-          done.add(record.offset);
+        for (let next = 0; next < records.length && !signal.aborted;) {
+          next = await this.deliver(type, id, scope, records, next, done);
         }
         await batch.heartbeat();
       } catch (error) {
@@ -233,55 +271,142 @@ export class ActorSystem {
     if (failed.signal.aborted) throw failed.signal.reason;
   }
 
-  private async deliver(type: AnyActorType, id: string, record: ConsumedRecord, batch: PartitionBatch): Promise<void> {
-    const envelope = Envelope.decode(record.value);
-    const activation = await this.activate(type, id, `${batch.topic}/${batch.partition}`);
+  /**
+   * Delivers one actor's records from `from` on and returns where it stopped. The turns run one
+   * after another in memory and are committed together, so a busy actor pays for one write per
+   * run of records rather than one per record; their replies and outbox go out once that write
+   * is durable. A turn that throws ends the run, and its record goes through supervision alone.
+   */
+  private async deliver(
+    type: AnyActorType,
+    id: string,
+    scope: string,
+    records: readonly ConsumedRecord[],
+    from: number,
+    done: Set<number>,
+  ): Promise<number> {
+    const activation = await this.activate(type, id, scope);
     activation.busy = true;
     try {
       await this.flush(activation);
-      // A replayed input (after a crash or a rebalance) was applied already: skip it.
-      if (activation.lastInputOffset !== undefined && record.offset <= activation.lastInputOffset) return;
-      if (await this.options.store.hasApplied(activation.ref, envelope.id)) return;
-      await this.supervise(activation, envelope, record.offset);
+      const staged: StagedTurn[] = [];
+      let next = from;
+      let failing: { envelope: Envelope; offset: number; error: Error } | undefined;
+      for (; next < records.length && failing === undefined; next += 1) {
+        const record = records[next]!;
+        const envelope = Envelope.decode(record.value);
+        if (await this.applied(activation, envelope, record.offset, staged)) {
+          done.add(record.offset);
+          continue;
+        }
+        try {
+          staged.push(await this.stage(activation, staged.at(-1)?.after ?? activation, envelope, record.offset, 1));
+        } catch (error) {
+          failing = { envelope, offset: record.offset, error: toError(error) };
+        }
+      }
+      if (!(await this.commitStaged(activation, staged))) {
+        // Refused as a whole (a conflict, a duplicate): each record goes its own way against what is stored.
+        for (const turn of staged) {
+          if (!(await this.applied(activation, turn.envelope, turn.offset, [])))
+            await this.supervise(activation, turn.envelope, turn.offset);
+          done.add(turn.offset);
+        }
+      } else {
+        for (const turn of staged) done.add(turn.offset);
+      }
+      if (failing) {
+        await this.supervise(activation, failing.envelope, failing.offset, failing.error);
+        done.add(failing.offset);
+      }
+      return next;
     } finally {
       activation.busy = false;
       activation.lastUsed = this.options.clock();
     }
   }
 
-  /** Runs a message's turn, retrying with backoff, and dead-letters it when tries run out. */
-  private async supervise(activation: Activation, envelope: Envelope, offset: number): Promise<void> {
+  /** Whether an input was applied already: a replay after a crash or a rebalance, or a re-sent copy. */
+  private async applied(activation: Activation, envelope: Envelope, offset: number, staged: readonly StagedTurn[]): Promise<boolean> {
+    if (activation.lastInputOffset !== undefined && offset <= activation.lastInputOffset) return true;
+    if (staged.some((turn) => turn.envelope.id === envelope.id)) return true;
+    return this.options.store.hasApplied(activation.ref, envelope.id);
+  }
+
+  /**
+   * Commits staged turns and settles them (state, outbox, replies). Resolves false, with nothing
+   * settled and the activation reloaded, when the store refused them for this actor's sake; a
+   * lost partition or a store that is down rejects.
+   */
+  private async commitStaged(activation: Activation, staged: readonly StagedTurn[]): Promise<boolean> {
+    if (staged.length === 0) return true;
+    try {
+      await this.options.store.commitTurns(staged.map((turn) => turn.write));
+    } catch (thrown) {
+      const error = toError(thrown);
+      if (error instanceof RuntimeError && (error.code === RuntimeErrorCode.Fenced || error.code === RuntimeErrorCode.Unavailable))
+        throw error;
+      // Part of them may be stored; the journal says which.
+      await this.reload(activation);
+      return false;
+    }
+    for (const turn of staged) {
+      this.settle(activation, turn);
+      this.options.observer.turnEnded?.(activation.ref.type, 'ok');
+    }
+    await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
+    for (const turn of staged) await this.client.reply(turn.envelope, { ok: true, value: turn.reply }, activation.codec);
+    return true;
+  }
+
+  /**
+   * Runs a message's turn, retrying with backoff, and dead-letters it when tries run out.
+   * `firstFailure` is how its first try already failed, when it ran as part of a run of turns.
+   */
+  private async supervise(activation: Activation, envelope: Envelope, offset: number, firstFailure?: Error): Promise<void> {
     const { retry } = this.options;
     for (let attempt = 1; ; attempt += 1) {
-      try {
-        const reply = await this.turn(activation, envelope, offset, attempt);
-        await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
-        await this.client.reply(envelope, { ok: true, value: reply }, activation.codec);
-        return;
-      } catch (thrown) {
-        const error = toError(thrown);
-        // Losing the partition, or a store or broker that is down, is no fault of the message:
-        // the batch stops and its unapplied records come again, which pauses consumption.
-        if (error instanceof RuntimeError && (error.code === RuntimeErrorCode.Fenced || error.code === RuntimeErrorCode.Unavailable))
-          throw error;
-        if (error instanceof RuntimeError && error.code === RuntimeErrorCode.DuplicateInput) return;
-        if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict) {
-          // Someone else wrote this actor's journal; continue from what is stored.
-          await this.reload(activation);
-        }
-        if (attempt >= retry.maxAttempts) {
-          await this.deadLetter(activation, envelope, offset, attempt, error);
+      let error: Error;
+      if (attempt === 1 && firstFailure !== undefined) error = firstFailure;
+      else {
+        try {
+          const turn = await this.stage(activation, activation, envelope, offset, attempt);
+          await this.options.store.commitTurn(turn.write);
+          this.settle(activation, turn);
+          this.options.observer.turnEnded?.(activation.ref.type, 'ok');
+          await this.flush(activation).catch((thrown: unknown) => this.options.onError(toError(thrown)));
+          await this.client.reply(envelope, { ok: true, value: turn.reply }, activation.codec);
           return;
+        } catch (thrown) {
+          error = toError(thrown);
         }
-        await sleep(retryDelay(retry, attempt));
       }
+      this.options.observer.turnEnded?.(activation.ref.type, isDuplicate(error) ? 'duplicate' : 'error');
+      // Losing the partition, or a store or broker that is down, is no fault of the message:
+      // the batch stops and its unapplied records come again, which pauses consumption.
+      if (error instanceof RuntimeError && (error.code === RuntimeErrorCode.Fenced || error.code === RuntimeErrorCode.Unavailable))
+        throw error;
+      if (isDuplicate(error)) return;
+      if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict) {
+        // Someone else wrote this actor's journal; continue from what is stored.
+        await this.reload(activation);
+      }
+      if (attempt >= retry.maxAttempts) {
+        await this.deadLetter(activation, envelope, offset, attempt, error);
+        return;
+      }
+      await sleep(retryDelay(retry, attempt));
     }
   }
 
-  private async turn(activation: Activation, envelope: Envelope, offset: number, attempt: number): Promise<unknown> {
+  /**
+   * Runs a turn in memory from `base` (the activation, or the turn staged before it) and returns
+   * its write and effects; nothing of the activation changes until {@link settle}.
+   */
+  private async stage(activation: Activation, base: TurnBase, envelope: Envelope, offset: number, attempt: number): Promise<StagedTurn> {
     const { type, codec, ref } = activation;
     const message = codec.decode(envelope.payload);
-    let state = activation.state;
+    let state = base.state;
     const events: Uint8Array[] = [];
     const outbox: OutboxMessage[] = [];
     const localTells: [AnyActorType, string, unknown][] = [];
@@ -331,27 +456,37 @@ export class ActorSystem {
       },
     };
     const reply = await type.receive(context, message);
-    const seq = activation.seq + events.length;
-    const snapshot = seq - activation.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
-    await this.options.store.commitTurn({
-      actor: ref,
-      expectedSeq: activation.seq,
-      events,
-      input: { id: envelope.id, offset },
-      snapshot,
-      timersSet,
-      timersCancelled,
-      outbox,
-      fence: this.fences.get(activation.scope),
-    });
-    activation.state = state;
-    activation.seq = seq;
-    if (snapshot) activation.snapshotSeq = seq;
-    activation.lastInputOffset = Math.max(offset, activation.lastInputOffset ?? -1);
-    activation.unsent.push(...outbox);
-    for (const [target, id, message] of localTells) this.local.deliver(target, id, message, undefined);
-    if (timersSet.length > 0) this.timers.wake();
-    return reply;
+    const seq = base.seq + events.length;
+    const snapshot = seq - base.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
+    return {
+      envelope,
+      offset,
+      reply,
+      localTells,
+      after: { state, seq, snapshotSeq: snapshot ? seq : base.snapshotSeq },
+      write: {
+        actor: ref,
+        expectedSeq: base.seq,
+        events,
+        input: { id: envelope.id, offset },
+        snapshot,
+        timersSet,
+        timersCancelled,
+        outbox,
+        fence: this.fences.get(activation.scope),
+      },
+    };
+  }
+
+  /** Makes a committed turn the activation's state and starts its local effects. */
+  private settle(activation: Activation, turn: StagedTurn): void {
+    activation.state = turn.after.state;
+    activation.seq = turn.after.seq;
+    activation.snapshotSeq = turn.after.snapshotSeq;
+    activation.lastInputOffset = Math.max(turn.offset, activation.lastInputOffset ?? -1);
+    activation.unsent.push(...(turn.write.outbox ?? []));
+    for (const [target, id, message] of turn.localTells) this.local.deliver(target, id, message, undefined);
+    if ((turn.write.timersSet ?? []).length > 0) this.timers.wake();
   }
 
   private async deadLetter(activation: Activation, envelope: Envelope, offset: number, attempts: number, error: Error): Promise<void> {
@@ -373,6 +508,7 @@ export class ActorSystem {
       fence: this.fences.get(activation.scope),
     });
     activation.lastInputOffset = Math.max(offset, activation.lastInputOffset ?? -1);
+    this.options.observer.turnEnded?.(activation.ref.type, 'dead_lettered');
     this.options.onError(
       new ActorError(
         RuntimeErrorCode.TurnFailed,
@@ -441,6 +577,10 @@ export class ActorSystem {
   private ensureOpen(): void {
     if (this.stopped) throw new RuntimeError(RuntimeErrorCode.Closed, 'the actor system is stopped');
   }
+}
+
+function isDuplicate(error: Error): boolean {
+  return error instanceof RuntimeError && error.code === RuntimeErrorCode.DuplicateInput;
 }
 
 function shardOf(actorType: string, partition: number): string {

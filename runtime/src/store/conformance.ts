@@ -143,6 +143,45 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
       });
     });
 
+    describe('runs of turns', () => {
+      it('writes consecutive turns of an actor in order', async () => {
+        const actor = actorRef('run');
+        await store.commitTurns([
+          turn(actor, 0, ['a1', 'a2'], { input: { id: 'run-1', offset: 10 } }),
+          turn(actor, 2, [], { input: { id: 'run-2', offset: 11 } }),
+          turn(actor, 2, ['a3'], { input: { id: 'run-3', offset: 12 }, outbox: [message('run-out')] }),
+        ]);
+
+        const record = await store.load(actor);
+        expect(record.events.map((e) => [e.seq, text(e.data)])).toEqual([
+          [1, 'a1'],
+          [2, 'a2'],
+          [3, 'a3'],
+        ]);
+        expect(record.lastInputOffset).toBe(12);
+        expect(record.outbox.map((m) => m.id)).toEqual(['run-out']);
+        for (const id of ['run-1', 'run-2', 'run-3']) expect(await store.hasApplied(actor, id)).toBe(true);
+      });
+
+      it('rejects with the first refused turn and writes nothing after it', async () => {
+        const actor = actorRef('run-refused');
+        await commit(actor, 0, ['before'], { input: { id: 'applied-once' } });
+
+        await expect(
+          store.commitTurns([
+            turn(actor, 1, ['fresh'], { input: { id: 'run-fresh' } }),
+            turn(actor, 2, ['again'], { input: { id: 'applied-once' } }),
+            turn(actor, 3, ['after'], { input: { id: 'run-after' } }),
+          ]),
+        ).rejects.toMatchObject({ code: RuntimeErrorCode.DuplicateInput });
+
+        const data = (await eventsOf(actor)).map((event) => event.data);
+        expect(data).not.toContain('again');
+        expect(data).not.toContain('after');
+        expect(await store.hasApplied(actor, 'run-after')).toBe(false);
+      });
+    });
+
     describe('idempotent inputs', () => {
       it('refuses an input id applied before, so the state changes once', async () => {
         const actor = actorRef('idempotent');

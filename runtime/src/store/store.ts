@@ -100,6 +100,12 @@ export interface Store {
    * with DUPLICATE_INPUT if the input id was already applied, and with FENCED if the fence is stale.
    */
   commitTurn(write: TurnWrite): Promise<void>;
+  /**
+   * Writes consecutive turns of one actor in order, each as `commitTurn` would (each expects the
+   * seq the one before it leaves). Rejects with the error of the first refused; the turns before
+   * it may be committed or not, so a caller reloads the actor to know.
+   */
+  commitTurns(writes: readonly TurnWrite[]): Promise<void>;
   /** Whether an input id was applied to the actor (ids are kept for at least the last 10,000 inputs). */
   hasApplied(actor: ActorRef, inputId: string): Promise<boolean>;
   /** Forgets outbox messages once the transport took them. */

@@ -294,6 +294,11 @@ export class CassandraStore implements Store {
     });
   }
 
+  /** One conditional write per turn: a batch may not span the partitions a turn writes. */
+  async commitTurns(writes: readonly TurnWrite[]): Promise<void> {
+    for (const write of writes) await this.commitTurn(write);
+  }
+
   async hasApplied(actor: ActorRef, inputId: string): Promise<boolean> {
     this.ensureOpen();
     return (await this.first(this.sql.input, [...keyOf(actor), inputId])) !== undefined;

@@ -51,6 +51,11 @@ export function isMembershipLost(thrown: unknown): boolean {
   return type !== undefined && MEMBERSHIP_LOST.has(type);
 }
 
+/** Whether the broker answered that it knows no such topic or partition (yet, or at all). */
+export function isUnknownTopic(thrown: unknown): boolean {
+  return brokerErrorType(thrown) === 'UNKNOWN_TOPIC_OR_PARTITION';
+}
+
 /**
  * Wraps what kafkajs threw while `doing` something with a topic, once, at the transport's
  * boundary. A request the broker refuses as malformed is INVALID_ARGUMENT; anything else is
@@ -61,8 +66,11 @@ export function toTransportError(thrown: unknown, topic: string, partition: numb
   const error = toError(thrown);
   const type = brokerErrorType(error);
   if (type !== undefined && INVALID_REQUEST.has(type)) {
-    const problem = type === 'UNKNOWN_TOPIC_OR_PARTITION' ? 'no such topic or partition; create the topic with createTopic first' : error.message;
-    return new TransportError(RuntimeErrorCode.InvalidArgument, topic, partition, `cannot ${doing}: ${problem} (${type})`, { cause: error });
+    const problem =
+      type === 'UNKNOWN_TOPIC_OR_PARTITION' ? 'no such topic or partition; create the topic with createTopic first' : error.message;
+    return new TransportError(RuntimeErrorCode.InvalidArgument, topic, partition, `cannot ${doing}: ${problem} (${type})`, {
+      cause: error,
+    });
   }
   return new TransportError(RuntimeErrorCode.Unavailable, topic, partition, `cannot ${doing}: ${error.message}`, {
     retriable: isRetriable(error),

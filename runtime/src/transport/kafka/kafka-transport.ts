@@ -12,7 +12,7 @@ import { RuntimeError, RuntimeErrorCode, TransportError, toError } from '../../e
 import { partitionFor } from '../partitioner.js';
 import type { ProducerRecord, SubscribeOptions, Subscription, Transport } from '../transport.js';
 import { GroupMember, type MemberHost, type ReportLevel } from './consumer-group.js';
-import { isRetriable, toTransportError } from './kafka-error.js';
+import { isRetriable, isUnknownTopic, toTransportError } from './kafka-error.js';
 import { toMessage } from './record-codec.js';
 
 /** How long a topic that another client is creating may take to get leaders for its partitions. */
@@ -53,6 +53,12 @@ export interface KafkaTransportOptions {
   lingerMs?: number;
   /** Most bytes of one partition's records in one produce request (default 1,000,000, under the broker's default `message.max.bytes`). */
   maxBatchBytes?: number;
+  /**
+   * Most bytes of records in one produce request, over all partitions (default 131,072). A
+   * burst of sends goes out as a train of requests of this size rather than one large one, so
+   * the broker appends, and consumers fetch, the first records while later ones are encoded.
+   */
+  maxRequestBytes?: number;
   /** Which messages, kafkajs's own and this transport's, reach `log` (default `'warn'`). */
   logLevel?: 'nothing' | 'error' | 'warn' | 'info' | 'debug';
   /** Receives kafkajs's log and this transport's reports (default: console.warn). */
@@ -71,6 +77,7 @@ const DEFAULTS = {
   retryDelayMs: 500,
   lingerMs: 0,
   maxBatchBytes: 1_000_000,
+  maxRequestBytes: 131_072,
   logLevel: 'warn',
   log: (message: string, error?: Error) => console.warn(`troupe kafka transport: ${message}`, ...(error ? [error] : [])),
 } satisfies Required<Omit<KafkaTransportOptions, 'brokers'>>;
@@ -189,7 +196,10 @@ export class KafkaTransport implements Transport {
         waitForLeaders: true,
       });
     } catch (error) {
-      throw toTransportError(error, topic, undefined, `create the topic with ${partitions} partitions`);
+      // A broker that has just started may answer the wait for leaders with metadata that does
+      // not know the new topic yet; the topic is being created, so wait for it here instead.
+      if (!isUnknownTopic(error)) throw toTransportError(error, topic, undefined, `create the topic with ${partitions} partitions`);
+      created = false;
     }
     // Asked afresh, not from the cache, when the topic was already there: someone else made it,
     // perhaps a moment ago, so wait until its partitions have leaders as the creator did.
@@ -399,19 +409,22 @@ export class KafkaTransport implements Transport {
   }
 
   /**
-   * The longest head of the queue in which no partition gets more than `maxBatchBytes` (but at
-   * least one record): Kafka refuses a partition's record batch over `message.max.bytes`, and a
-   * head keeps each partition's records in send order across requests.
+   * The longest head of the queue (but at least one record) in which no partition gets more than
+   * `maxBatchBytes`, and all of them together no more than `maxRequestBytes`: Kafka refuses a
+   * partition's record batch over `message.max.bytes`, and a head keeps each partition's records
+   * in send order across requests.
    */
   #takeRequest(): QueuedRecord[] {
     const bytes = new Map<string, number>();
+    let total = 0;
     let end = 0;
     for (; end < this.#queue.length; end++) {
       const { topic, message, bytes: size } = this.#queue[end]!;
       const key = `${topic}\0${message.partition}`;
       const held = bytes.get(key);
-      if (held !== undefined && held + size > this.#options.maxBatchBytes) break;
+      if (end > 0 && (total + size > this.#options.maxRequestBytes || (held ?? 0) + size > this.#options.maxBatchBytes)) break;
       bytes.set(key, (held ?? 0) + size);
+      total += size;
     }
     return this.#queue.splice(0, end);
   }
@@ -474,6 +487,7 @@ function resolveOptions(options: KafkaTransportOptions): ResolvedOptions {
     'partitionsConsumedConcurrently',
     'maxBatchSize',
     'maxBatchBytes',
+    'maxRequestBytes',
   ] as const) {
     if (!Number.isInteger(resolved[key]) || resolved[key] < 1)
       throw invalidOption(key, `must be a positive integer, got ${JSON.stringify(resolved[key])}`);
