@@ -15,6 +15,8 @@ export type { MessageFns } from './gen/troupe/v1/envelope.js';
 export {
   Command,
   SubmitProject,
+  WorkflowPhase,
+  PhaseLoop,
   ProjectSpec,
   Deliverable,
   Budget,

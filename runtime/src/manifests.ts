@@ -111,6 +111,8 @@ function add(manifests: Manifests, resource: Resource, file: string): void {
           ...(typeof spec.deadline === 'string' ? { deadline: Date.parse(spec.deadline) } : {}),
           suspend: spec.suspend === true,
         },
+        // npm start submits its projects itself, and the sample project runs a built-in workflow.
+        workflowPhases: [],
       });
       return;
     }

@@ -12,7 +12,17 @@ import { createProvider, SimulatedServer, startEmbeddedRuntime, type EmbeddedRun
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
-import { CRDS_DIR, createNamespace, ensureCrds, eventsOf, kubectl, kubectlOk, samples, testOperator, type TestOperator } from '../testing/cluster.js';
+import {
+  CRDS_DIR,
+  createNamespace,
+  ensureCrds,
+  eventsOf,
+  kubectl,
+  kubectlOk,
+  samples,
+  testOperator,
+  type TestOperator,
+} from '../testing/cluster.js';
 
 interface SamplePool {
   metadata: { name: string };
@@ -57,7 +67,15 @@ describe('Project controller, with the embedded runtime', () => {
   /** Status writes per project, counted as the operator sends them. */
   const statusWrites = new Map<string, number>();
   const condition = (name: string, type: string) =>
-    kubectlOk(['get', 'project', name, '-n', namespace, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status} {.status.conditions[?(@.type=="${type}")].reason}: {.status.conditions[?(@.type=="${type}")].message}`]);
+    kubectlOk([
+      'get',
+      'project',
+      name,
+      '-n',
+      namespace,
+      '-o',
+      `jsonpath={.status.conditions[?(@.type=="${type}")].status} {.status.conditions[?(@.type=="${type}")].reason}: {.status.conditions[?(@.type=="${type}")].message}`,
+    ]);
   const field = (kind: string, name: string, path: string) => kubectlOk(['get', kind, name, '-n', namespace, '-o', `jsonpath={${path}}`]);
 
   beforeAll(async () => {
@@ -111,7 +129,9 @@ describe('Project controller, with the embedded runtime', () => {
     expect(await condition('storefront', 'AwaitingApproval')).toBe(
       'True ApprovalRequired: architecture waits for approval: kubectl annotate project storefront troupe.dev/approve=architecture',
     );
-    expect(await kubectlOk(['get', 'project', 'storefront', '-n', namespace, '--no-headers'])).toMatch(/^storefront\s+acme\s+AwaitingApproval\s/);
+    expect(await kubectlOk(['get', 'project', 'storefront', '-n', namespace, '--no-headers'])).toMatch(
+      /^storefront\s+acme\s+AwaitingApproval\s/,
+    );
 
     await kubectlOk(['annotate', 'project', 'storefront', '-n', namespace, 'troupe.dev/approve=architecture']);
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Delivered', 'project/storefront', '--timeout=90s']);
@@ -129,11 +149,17 @@ describe('Project controller, with the embedded runtime', () => {
     expect(status).toMatchObject({ phase: 'Delivered', observedGeneration: 1, progress: { percent: 100 } });
     expect(status.cost.usd).toBeGreaterThan(0);
     expect(status.cost.llmCalls).toBe(server.stats().completions);
-    expect(status.artifacts.map((artifact) => artifact.name)).toEqual(expect.arrayContaining(['requirements.md', 'architecture.md', 'README.md']));
+    expect(status.artifacts.map((artifact) => artifact.name)).toEqual(
+      expect.arrayContaining(['requirements.md', 'architecture.md', 'README.md']),
+    );
     expect(status.completedAt).toBeDefined();
     expect(await condition('storefront', 'Running')).toBe('False Delivered: project is Delivered');
     expect(await eventsOf(namespace, 'Project', 'storefront')).toEqual(
-      expect.arrayContaining(['Submitted: handed generation 1 to the runtime', 'Approved: approved phase architecture', expect.stringMatching(/^Delivered: phase \w+ → Delivered/)]),
+      expect.arrayContaining([
+        'Submitted: handed generation 1 to the runtime',
+        'Approved: approved phase architecture',
+        expect.stringMatching(/^Delivered: phase \w+ → Delivered/),
+      ]),
     );
 
     // Coalesced: far fewer status writes than runtime events, and at most about one per 500 ms.
@@ -143,7 +169,7 @@ describe('Project controller, with the embedded runtime', () => {
     expect(writes).toBeLessThanOrEqual(Math.ceil(elapsedMs / 500) + 2);
   });
 
-  it('copies the pools\' load from the runtime into their status', async () => {
+  it("copies the pools' load from the runtime into their status", async () => {
     await expect.poll(() => field('agentpool', 'developers', '.status.queueDepth'), { timeout: 30_000 }).toBe('0');
     const status = JSON.parse(await field('agentpool', 'developers', '.status')) as Record<string, unknown>;
     expect(status).toMatchObject({ busy: 0, queueDepth: 0, tokens: 0, costUSD: 0 });
@@ -162,13 +188,28 @@ describe('Project controller, with the embedded runtime', () => {
     await kubectlOk(['patch', 'project', 'kiosk', '-n', namespace, '--type=merge', '-p', '{"spec":{"suspend":false}}']);
     await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/kiosk', '--timeout=60s']);
     expect(await field('project', 'kiosk', '.status.observedGeneration')).toBe('3');
-    expect(await eventsOf(namespace, 'Project', 'kiosk')).toEqual(expect.arrayContaining(['Submitted: handed generation 2 to the runtime', 'Submitted: handed generation 3 to the runtime']));
+    expect(await eventsOf(namespace, 'Project', 'kiosk')).toEqual(
+      expect.arrayContaining(['Submitted: handed generation 2 to the runtime', 'Submitted: handed generation 3 to the runtime']),
+    );
 
     await kubectlOk(['annotate', 'project', 'kiosk', '-n', namespace, 'troupe.dev/approve=deployment']);
     await expect
       .poll(() => eventsOf(namespace, 'Project', 'kiosk'), { timeout: 30_000 })
       .toContain('UnknownApprovalPhase: troupe.dev/approve=deployment names no phase of spec.approvals');
     expect(await field('project', 'kiosk', '.status.phase')).toBe('AwaitingApproval');
+  });
+
+  it('runs a project through the sample hotfix Workflow: its phases only, held at its review', async () => {
+    await kubectlOk(['apply', '-f', '-'], samples(namespace, ['workflow']));
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', 'workflow/hotfix', '--timeout=30s']);
+    await kubectlOk(['apply', '-n', namespace, '-f', '-'], projectYaml('patch', 'review', '  workflow: hotfix'));
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/patch', '--timeout=60s']);
+    expect(await field('project', 'patch', '.status.currentPhase')).toBe('review');
+    const artifacts = JSON.parse(await field('project', 'patch', '.status.artifacts')) as { kind: string }[];
+    expect(new Set(artifacts.map((artifact) => artifact.kind))).not.toContain('requirements');
+
+    await kubectlOk(['annotate', 'project', 'patch', '-n', namespace, 'troupe.dev/approve=review']);
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=Delivered', 'project/patch', '--timeout=90s']);
   });
 
   it('cancels a project in the runtime when it is deleted, then lets it go', async () => {

@@ -115,7 +115,8 @@ export class ProjectReconciler implements Reconciler {
     // Watching first: the runtime may act on the submit (and say why) before the call returns.
     this.streams.open(key);
     try {
-      await this.options.runtime.submitProject(commandIds.submit(project), submitCommand(project));
+      const workflow = this.workflows.get(project.metadata.namespace ?? '', project.spec.workflow ?? DEFAULT_WORKFLOW);
+      await this.options.runtime.submitProject(commandIds.submit(project), submitCommand(project, workflow));
     } catch (error) {
       this.streams.close(key);
       if (!(error instanceof OperatorError)) throw error;

@@ -5,6 +5,7 @@
 import { BudgetAction, Deliverable, ProjectPhase, type ProjectStatus as RuntimeStatus } from '@troupe/proto';
 import { describe, expect, it } from 'vitest';
 import type { Project } from '../api/v1alpha1/project.types.js';
+import type { Workflow } from '../api/v1alpha1/workflow.types.js';
 import { commandIds, submitCommand, syncedStatus } from './project.mapping.js';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
@@ -18,7 +19,15 @@ function project(spec: Partial<Project['spec']> = {}, status?: Project['status']
 }
 
 function runtime(status: Partial<RuntimeStatus>): RuntimeStatus {
-  return { phase: ProjectPhase.UNSPECIFIED, observedGeneration: 2, conditions: [], currentPhase: '', artifacts: [], lastSequence: 0, ...status };
+  return {
+    phase: ProjectPhase.UNSPECIFIED,
+    observedGeneration: 2,
+    conditions: [],
+    currentPhase: '',
+    artifacts: [],
+    lastSequence: 0,
+    ...status,
+  };
 }
 
 describe('submitCommand', () => {
@@ -54,9 +63,34 @@ describe('submitCommand', () => {
         delivery: { git: { url: 'https://git.example.com/acme/shop.git', branch: 'main', secretRef: { name: 'push', key: '' } } },
         notify: { webhooks: [{ url: 'https://hooks.example.com/troupe', secretRef: undefined }], email: ['cto@acme.example'] },
       },
+      workflowPhases: [],
     });
     expect(commandIds.submit(submitted)).toBe('submit/u-1/2');
     expect(commandIds.approve(submitted, 'architecture')).toBe('approve/u-1/architecture');
+  });
+
+  it('carries the phases of the Workflow resource the spec names, with their defaults filled in', () => {
+    const hotfix: Workflow = {
+      metadata: { name: 'hotfix', namespace: 'acme', generation: 1 },
+      spec: {
+        phases: [
+          { name: 'implementation', role: 'developer', produces: ['code'] },
+          { name: 'review', role: 'qa', needs: ['implementation'], approval: true, loop: { backTo: 'implementation', maxIterations: 2 } },
+        ],
+      },
+    };
+    expect(submitCommand(project({ workflow: 'hotfix' }), hotfix).workflowPhases).toEqual([
+      { name: 'implementation', role: 'developer', needs: [], produces: ['code'], fanOut: false, approval: false, loop: undefined },
+      {
+        name: 'review',
+        role: 'qa',
+        needs: ['implementation'],
+        produces: [],
+        fanOut: false,
+        approval: true,
+        loop: { backTo: 'implementation', maxIterations: 2 },
+      },
+    ]);
   });
 
   it('pauses at the budget unless told to fail', () => {
@@ -65,9 +99,16 @@ describe('submitCommand', () => {
 });
 
 describe('syncedStatus', () => {
-  const accepted = { type: 'Accepted', status: 'True' as const, reason: 'Submitted', message: 'queued', observedGeneration: 2, lastTransitionTime: '2026-11-25T09:00:00Z' };
+  const accepted = {
+    type: 'Accepted',
+    status: 'True' as const,
+    reason: 'Submitted',
+    message: 'queued',
+    observedGeneration: 2,
+    lastTransitionTime: '2026-11-25T09:00:00Z',
+  };
 
-  it('copies phase, progress, cost, artifacts and times, beside the operator\'s Accepted', () => {
+  it("copies phase, progress, cost, artifacts and times, beside the operator's Accepted", () => {
     const status = syncedStatus(
       project({}, { phase: 'Pending', observedGeneration: 2, conditions: [accepted] }),
       runtime({
@@ -96,7 +137,9 @@ describe('syncedStatus', () => {
       ],
       startedAt: '2026-11-25T09:30:00Z',
     });
-    const byType = Object.fromEntries((status.conditions ?? []).map((condition) => [condition.type, `${condition.status} ${condition.reason}`]));
+    const byType = Object.fromEntries(
+      (status.conditions ?? []).map((condition) => [condition.type, `${condition.status} ${condition.reason}`]),
+    );
     expect(byType).toEqual({
       Accepted: 'True Submitted',
       Running: 'True Running',
@@ -109,7 +152,12 @@ describe('syncedStatus', () => {
   });
 
   it('tells a waiting project how to approve it', () => {
-    const status = syncedStatus(project(), runtime({ phase: ProjectPhase.AWAITING_APPROVAL, currentPhase: 'architecture' }), undefined, NOW);
+    const status = syncedStatus(
+      project(),
+      runtime({ phase: ProjectPhase.AWAITING_APPROVAL, currentPhase: 'architecture' }),
+      undefined,
+      NOW,
+    );
     expect(status.conditions?.find((condition) => condition.type === 'AwaitingApproval')).toMatchObject({
       status: 'True',
       reason: 'ApprovalRequired',
@@ -118,27 +166,74 @@ describe('syncedStatus', () => {
   });
 
   it('says why a project paused or failed: from its last phase change, else from what is known', () => {
-    const overBudget = syncedStatus(project(), runtime({ phase: ProjectPhase.PAUSED }), { phase: 'Paused', reason: 'BudgetExceeded', message: 'the project budget is spent' }, NOW);
-    expect(overBudget.conditions?.find((condition) => condition.type === 'BudgetExceeded')).toMatchObject({ status: 'True', reason: 'BudgetExceeded' });
+    const overBudget = syncedStatus(
+      project(),
+      runtime({ phase: ProjectPhase.PAUSED }),
+      { phase: 'Paused', reason: 'BudgetExceeded', message: 'the project budget is spent' },
+      NOW,
+    );
+    expect(overBudget.conditions?.find((condition) => condition.type === 'BudgetExceeded')).toMatchObject({
+      status: 'True',
+      reason: 'BudgetExceeded',
+    });
     const suspended = syncedStatus(project({ suspend: true }), runtime({ phase: ProjectPhase.PAUSED }), undefined, NOW);
-    expect(suspended.conditions?.find((condition) => condition.type === 'BudgetExceeded')).toMatchObject({ status: 'False', reason: 'WithinBudget' });
+    expect(suspended.conditions?.find((condition) => condition.type === 'BudgetExceeded')).toMatchObject({
+      status: 'False',
+      reason: 'WithinBudget',
+    });
     expect(suspended.conditions?.find((condition) => condition.type === 'Running')).toMatchObject({ status: 'False', reason: 'Paused' });
-    const failed = syncedStatus(project(), runtime({ phase: ProjectPhase.FAILED }), { phase: 'Failed', reason: 'WorkflowNotFound', message: 'no such workflow' }, NOW);
-    expect(failed.conditions?.find((condition) => condition.type === 'Failed')).toMatchObject({ status: 'True', reason: 'WorkflowNotFound', message: 'no such workflow' });
+    const failed = syncedStatus(
+      project(),
+      runtime({ phase: ProjectPhase.FAILED }),
+      { phase: 'Failed', reason: 'WorkflowNotFound', message: 'no such workflow' },
+      NOW,
+    );
+    expect(failed.conditions?.find((condition) => condition.type === 'Failed')).toMatchObject({
+      status: 'True',
+      reason: 'WorkflowNotFound',
+      message: 'no such workflow',
+    });
     // After a restart the stream's history is gone; the reason already written stays.
-    const again = syncedStatus({ ...project(), status: failed }, runtime({ phase: ProjectPhase.FAILED }), undefined, new Date('2026-11-25T12:00:00Z'));
-    expect(again.conditions?.find((condition) => condition.type === 'Failed')).toMatchObject({ reason: 'WorkflowNotFound', lastTransitionTime: '2026-11-25T10:00:00Z' });
+    const again = syncedStatus(
+      { ...project(), status: failed },
+      runtime({ phase: ProjectPhase.FAILED }),
+      undefined,
+      new Date('2026-11-25T12:00:00Z'),
+    );
+    expect(again.conditions?.find((condition) => condition.type === 'Failed')).toMatchObject({
+      reason: 'WorkflowNotFound',
+      lastTransitionTime: '2026-11-25T10:00:00Z',
+    });
   });
 
   it('lets a condition the runtime reports replace the derived one, with a reason the CRD accepts', () => {
     const status = syncedStatus(
       project(),
-      runtime({ phase: ProjectPhase.RUNNING, conditions: [{ type: 'Running', status: 'True', observedGeneration: 2, lastTransitionTime: Date.parse('2026-11-25T09:59:00Z'), reason: 'not camel case!', message: 'busy' }] }),
+      runtime({
+        phase: ProjectPhase.RUNNING,
+        conditions: [
+          {
+            type: 'Running',
+            status: 'True',
+            observedGeneration: 2,
+            lastTransitionTime: Date.parse('2026-11-25T09:59:00Z'),
+            reason: 'not camel case!',
+            message: 'busy',
+          },
+        ],
+      }),
       undefined,
       NOW,
     );
     expect(status.conditions?.filter((condition) => condition.type === 'Running')).toEqual([
-      { type: 'Running', status: 'True', observedGeneration: 2, lastTransitionTime: '2026-11-25T09:59:00Z', reason: 'RuntimeReported', message: 'busy' },
+      {
+        type: 'Running',
+        status: 'True',
+        observedGeneration: 2,
+        lastTransitionTime: '2026-11-25T09:59:00Z',
+        reason: 'RuntimeReported',
+        message: 'busy',
+      },
     ]);
   });
 });

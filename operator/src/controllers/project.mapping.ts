@@ -12,6 +12,7 @@ import {
   type SubmitProject,
 } from '@troupe/proto';
 import { APPROVE_ANNOTATION, type Deliverable, type Project, type ProjectPhase, type ProjectStatus } from '../api/v1alpha1/project.types.js';
+import type { Workflow } from '../api/v1alpha1/workflow.types.js';
 import type { Condition } from '../kube/types.js';
 import { ConditionType, ProjectReason, rfc3339, setCondition, type DesiredCondition } from './conditions.js';
 
@@ -57,8 +58,11 @@ export const commandIds = {
   approve: (project: Project, phase: string) => `approve/${project.metadata.uid}/${phase}`,
 };
 
-/** The SubmitProject command for the project's current spec and generation. */
-export function submitCommand(project: Project): SubmitProject {
+/**
+ * The SubmitProject command for the project's current spec and generation, carrying the phases
+ * of `workflow` when spec.workflow names a Workflow resource of the namespace.
+ */
+export function submitCommand(project: Project, workflow?: Workflow): SubmitProject {
   const { spec } = project;
   const git = spec.delivery?.git;
   return {
@@ -90,11 +94,20 @@ export function submitCommand(project: Project): SubmitProject {
               email: [...(spec.notify.email ?? [])],
             },
     },
+    workflowPhases: (workflow?.spec.phases ?? []).map((phase) => ({
+      name: phase.name,
+      role: phase.role,
+      needs: [...(phase.needs ?? [])],
+      produces: [...(phase.produces ?? [])],
+      fanOut: phase.fanOut ?? false,
+      approval: phase.approval ?? false,
+      loop: phase.loop && { backTo: phase.loop.backTo, maxIterations: phase.loop.maxIterations },
+    })),
   };
 }
 
 /** The lifecycle phase the runtime reports, or undefined before it reports one. */
-export function phaseOf(runtime: RuntimeStatus): ProjectPhase | undefined {
+export function phaseOf(runtime: Pick<RuntimeStatus, 'phase'>): ProjectPhase | undefined {
   return PHASES[runtime.phase];
 }
 

@@ -2,7 +2,7 @@
  * Test fixtures of the company: the sample company's pools on the simulated provider served
  * over real HTTP. Tests only; production code never imports this.
  */
-import { BudgetAction, type SubmitProject } from '@troupe/proto';
+import { BudgetAction, type SubmitProject, type WorkflowPhase } from '@troupe/proto';
 import type { PoolResource } from './pools.js';
 
 export const SIM_PRICES = [
@@ -32,7 +32,12 @@ export function samplePools(namespace: string): PoolResource[] {
 export function submitCommand(
   namespace: string,
   name: string,
-  overrides: { approvals?: string[]; maxCostUSD?: number; onExceeded?: BudgetAction } = {},
+  overrides: {
+    approvals?: string[];
+    maxCostUSD?: number;
+    onExceeded?: BudgetAction;
+    workflow?: { name: string; phases: WorkflowPhase[] };
+  } = {},
 ): SubmitProject {
   return {
     namespace,
@@ -42,12 +47,13 @@ export function submitCommand(
     spec: {
       client: namespace,
       brief: 'An online storefront for camping gear: catalogue with search, cart, checkout by card, and an admin area.',
-      workflow: 'software-delivery',
+      workflow: overrides.workflow?.name ?? 'software-delivery',
       deliverables: [],
       budget: { maxCostUsd: overrides.maxCostUSD ?? 5, onExceeded: overrides.onExceeded ?? BudgetAction.PAUSE },
       pools: {},
       approvals: overrides.approvals ?? [],
       suspend: false,
     },
+    workflowPhases: overrides.workflow?.phases ?? [],
   };
 }

@@ -102,6 +102,53 @@ describe('the company, embedded, on the simulated provider over HTTP', () => {
     expect((await runtime.company.listProjects()).length).toBe(3);
   }, 120_000);
 
+  it('runs a project through the phases of a Workflow resource, in the order their needs give', async () => {
+    const server = await simulatedServer();
+    const { runtime } = await company(server);
+    const phasesRun = new Set<string>();
+    await runtime.company.watch({ namespace: 'acme', project: 'fix' }, (event) => {
+      if (event.event?.$case === 'taskStateChanged') phasesRun.add(event.event.value.phase);
+    });
+    // Listed out of order: delivery first, though it needs review, which needs implementation.
+    const hotfix = [
+      { name: 'delivery', role: 'devops', needs: ['review'], produces: ['deployment'], fanOut: false, approval: false },
+      {
+        name: 'review',
+        role: 'qa',
+        needs: ['implementation'],
+        produces: ['tests'],
+        fanOut: false,
+        approval: true,
+        loop: { backTo: 'implementation', maxIterations: 2 },
+      },
+      { name: 'implementation', role: 'developer', needs: [], produces: ['code'], fanOut: true, approval: false },
+    ];
+    await runtime.company.submitProject('fix-1', submitCommand('acme', 'fix', { workflow: { name: 'hotfix', phases: hotfix } }));
+
+    await eventually(async () => {
+      const status = (await runtime.company.getProject('acme', 'fix'))?.status;
+      expect([status?.phase, status?.currentPhase]).toEqual([ProjectPhase.AWAITING_APPROVAL, 'review']);
+    }, 60_000);
+    await runtime.company.approve('fix-approve', { namespace: 'acme', name: 'fix', phase: 'review', approvedBy: 'lead@acme' });
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'fix'))?.status?.phase).toBe(ProjectPhase.DELIVERED);
+    }, 60_000);
+    expect([...phasesRun].sort()).toEqual(['delivery', 'implementation', 'review']);
+  }, 120_000);
+
+  it('refuses a Workflow whose needs form a cycle, naming the phase, and stores nothing', async () => {
+    const server = await simulatedServer();
+    const { runtime } = await company(server);
+    const circular = [
+      { name: 'build', role: 'developer', needs: ['check'], produces: ['code'], fanOut: false, approval: false },
+      { name: 'check', role: 'qa', needs: ['build'], produces: ['tests'], fanOut: false, approval: false },
+    ];
+    await expect(
+      runtime.company.submitProject('loop-1', submitCommand('acme', 'loop', { workflow: { name: 'circular', phases: circular } })),
+    ).rejects.toThrow(/workflow_phases: the needs of phase (build|check) form a cycle/);
+    expect(await runtime.company.getProject('acme', 'loop')).toBeUndefined();
+  });
+
   it('pauses a project at its budget and resumes it when the budget is raised', async () => {
     const server = await simulatedServer();
     const { runtime } = await company(server);

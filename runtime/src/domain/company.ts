@@ -14,6 +14,7 @@ import {
   type ProjectSummary,
   type ScalePool,
   type SubmitProject,
+  type WorkflowPhase,
 } from '@troupe/proto';
 import { defineActor } from '../actors/actor.js';
 import { ActorSystem } from '../actors/actor-system.js';
@@ -31,6 +32,7 @@ import { projectActor } from './project.actor.js';
 import { EVENTS_TOPIC } from './project-events.js';
 import type { ApproveReply, Deliverable, ProjectSpec } from './project.types.js';
 import { taskRunnerActor } from './task-runner.js';
+import { definedWorkflow, type PhaseDefinition } from './workflow.js';
 
 export interface CompanyOptions {
   transport: Transport;
@@ -151,12 +153,21 @@ export class Company implements RuntimeApi {
 
   async submitProject(commandId: string, command: SubmitProject): Promise<void> {
     const spec = projectSpec(command);
+    const phases = command.workflowPhases.length > 0 ? definedWorkflow(command.workflowPhases.map(phaseDefinition)) : undefined;
     const key = `${command.namespace}/${command.name}`;
     await this.system.tell(projectIndex, 'all', { type: 'add', key }, { id: `${commandId}/index` });
     await this.system.tell(
       this.project,
       key,
-      { type: 'submit', namespace: command.namespace, name: command.name, uid: command.uid, generation: command.generation, spec },
+      {
+        type: 'submit',
+        namespace: command.namespace,
+        name: command.name,
+        uid: command.uid,
+        generation: command.generation,
+        spec,
+        ...(phases === undefined ? {} : { phases }),
+      },
       { id: commandId },
     );
   }
@@ -282,6 +293,18 @@ function projectSpec(command: SubmitProject): ProjectSpec {
     priority: spec.priority ?? 50,
     ...(spec.deadline === undefined ? {} : { deadline: spec.deadline }),
     suspend: spec.suspend,
+  };
+}
+
+function phaseDefinition(phase: WorkflowPhase): PhaseDefinition {
+  return {
+    name: phase.name,
+    role: phase.role,
+    needs: phase.needs,
+    produces: phase.produces,
+    fanOut: phase.fanOut,
+    approval: phase.approval,
+    ...(phase.loop === undefined ? {} : { loop: { backTo: phase.loop.backTo, maxIterations: phase.loop.maxIterations } }),
   };
 }
 

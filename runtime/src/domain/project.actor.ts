@@ -144,7 +144,7 @@ function record(ctx: Context, event: ProjectEvent): void {
 function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' }>, options: ProjectActorOptions): void {
   const state = ctx.state;
   const isNew = state.spec === undefined;
-  const workflow = isNew ? builtInWorkflow(message.spec.workflow) : state.workflow;
+  const workflow = isNew ? (message.phases ?? builtInWorkflow(message.spec.workflow)) : state.workflow;
   record(ctx, {
     type: 'submitted',
     namespace: message.namespace,

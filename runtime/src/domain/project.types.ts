@@ -59,7 +59,16 @@ export interface TaskRecord {
 
 /** Inputs of a Project actor. */
 export type ProjectMessage =
-  | { type: 'submit'; namespace: string; name: string; uid: string; generation: number; spec: ProjectSpec }
+  | {
+      type: 'submit';
+      namespace: string;
+      name: string;
+      uid: string;
+      generation: number;
+      spec: ProjectSpec;
+      /** The phases of a Workflow resource; unset when spec.workflow is built in. */
+      phases?: PhaseDefinition[];
+    }
   | { type: 'cancel'; reason: string }
   | { type: 'approve'; phase: string; by: string }
   | {

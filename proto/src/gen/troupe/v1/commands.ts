@@ -175,7 +175,37 @@ export interface SubmitProject {
   /** metadata.generation of the spec; the runtime ignores a generation older than it has seen. */
   generation: number;
   /** The desired state. */
-  spec?: ProjectSpec | undefined;
+  spec?:
+    | ProjectSpec
+    | undefined;
+  /**
+   * The phases of spec.workflow when it names a Workflow resource, as the operator read it;
+   * empty for a built-in workflow.
+   */
+  workflowPhases: WorkflowPhase[];
+}
+
+/** WorkflowPhase is one phase of a Workflow resource's spec.phases (troupe.dev/v1alpha1). */
+export interface WorkflowPhase {
+  name: string;
+  /** The role whose pool does the phase's work. */
+  role: string;
+  /** Phases that must be done first. */
+  needs: string[];
+  /** Deliverable kinds the phase produces (requirements, architecture, code, tests, docs, deployment). */
+  produces: string[];
+  /** A planner splits the phase into parallel tasks. */
+  fanOut: boolean;
+  /** The phase waits for a human before the next one starts. */
+  approval: boolean;
+  /** Unset: the phase never sends work back. */
+  loop?: PhaseLoop | undefined;
+}
+
+/** PhaseLoop sends the work back to an earlier phase while the phase's verdict is "not yet". */
+export interface PhaseLoop {
+  backTo: string;
+  maxIterations: number;
 }
 
 /** ProjectSpec mirrors the Project CR's spec (troupe.dev/v1alpha1). */
@@ -478,7 +508,7 @@ export const Command: MessageFns<Command> = {
 };
 
 function createBaseSubmitProject(): SubmitProject {
-  return { namespace: "", name: "", uid: "", generation: 0, spec: undefined };
+  return { namespace: "", name: "", uid: "", generation: 0, spec: undefined, workflowPhases: [] };
 }
 
 export const SubmitProject: MessageFns<SubmitProject> = {
@@ -497,6 +527,9 @@ export const SubmitProject: MessageFns<SubmitProject> = {
     }
     if (message.spec !== undefined) {
       ProjectSpec.encode(message.spec, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.workflowPhases) {
+      WorkflowPhase.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -554,6 +587,14 @@ export const SubmitProject: MessageFns<SubmitProject> = {
             message.spec = ProjectSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.workflowPhases.push(WorkflowPhase.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -573,6 +614,11 @@ export const SubmitProject: MessageFns<SubmitProject> = {
       uid: isSet(object.uid) ? globalThis.String(object.uid) : "",
       generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
       spec: isSet(object.spec) ? ProjectSpec.fromJSON(object.spec) : undefined,
+      workflowPhases: globalThis.Array.isArray(object?.workflowPhases)
+        ? object.workflowPhases.map((e: any) => WorkflowPhase.fromJSON(e))
+        : globalThis.Array.isArray(object?.workflow_phases)
+        ? object.workflow_phases.map((e: any) => WorkflowPhase.fromJSON(e))
+        : [],
     };
   },
 
@@ -593,6 +639,9 @@ export const SubmitProject: MessageFns<SubmitProject> = {
     if (message.spec !== undefined) {
       obj.spec = ProjectSpec.toJSON(message.spec);
     }
+    if (message.workflowPhases?.length) {
+      obj.workflowPhases = message.workflowPhases.map((e) => WorkflowPhase.toJSON(e));
+    }
     return obj;
   },
 
@@ -608,6 +657,269 @@ export const SubmitProject: MessageFns<SubmitProject> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ProjectSpec.fromPartial(object.spec)
       : undefined;
+    message.workflowPhases = object.workflowPhases?.map((e) => WorkflowPhase.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWorkflowPhase(): WorkflowPhase {
+  return { name: "", role: "", needs: [], produces: [], fanOut: false, approval: false, loop: undefined };
+}
+
+export const WorkflowPhase: MessageFns<WorkflowPhase> = {
+  encode(message: WorkflowPhase, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.role !== "") {
+      writer.uint32(18).string(message.role);
+    }
+    for (const v of message.needs) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.produces) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.fanOut !== false) {
+      writer.uint32(40).bool(message.fanOut);
+    }
+    if (message.approval !== false) {
+      writer.uint32(48).bool(message.approval);
+    }
+    if (message.loop !== undefined) {
+      PhaseLoop.encode(message.loop, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkflowPhase {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkflowPhase();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.needs.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.produces.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fanOut = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.approval = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.loop = PhaseLoop.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkflowPhase {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      needs: globalThis.Array.isArray(object?.needs) ? object.needs.map((e: any) => globalThis.String(e)) : [],
+      produces: globalThis.Array.isArray(object?.produces) ? object.produces.map((e: any) => globalThis.String(e)) : [],
+      fanOut: isSet(object.fanOut)
+        ? globalThis.Boolean(object.fanOut)
+        : isSet(object.fan_out)
+        ? globalThis.Boolean(object.fan_out)
+        : false,
+      approval: isSet(object.approval) ? globalThis.Boolean(object.approval) : false,
+      loop: isSet(object.loop) ? PhaseLoop.fromJSON(object.loop) : undefined,
+    };
+  },
+
+  toJSON(message: WorkflowPhase): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.needs?.length) {
+      obj.needs = message.needs;
+    }
+    if (message.produces?.length) {
+      obj.produces = message.produces;
+    }
+    if (message.fanOut !== false) {
+      obj.fanOut = message.fanOut;
+    }
+    if (message.approval !== false) {
+      obj.approval = message.approval;
+    }
+    if (message.loop !== undefined) {
+      obj.loop = PhaseLoop.toJSON(message.loop);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkflowPhase>, I>>(base?: I): WorkflowPhase {
+    return WorkflowPhase.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkflowPhase>, I>>(object: I): WorkflowPhase {
+    const message = createBaseWorkflowPhase();
+    message.name = object.name ?? "";
+    message.role = object.role ?? "";
+    message.needs = object.needs?.map((e) => e) || [];
+    message.produces = object.produces?.map((e) => e) || [];
+    message.fanOut = object.fanOut ?? false;
+    message.approval = object.approval ?? false;
+    message.loop = (object.loop !== undefined && object.loop !== null) ? PhaseLoop.fromPartial(object.loop) : undefined;
+    return message;
+  },
+};
+
+function createBasePhaseLoop(): PhaseLoop {
+  return { backTo: "", maxIterations: 0 };
+}
+
+export const PhaseLoop: MessageFns<PhaseLoop> = {
+  encode(message: PhaseLoop, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backTo !== "") {
+      writer.uint32(10).string(message.backTo);
+    }
+    if (message.maxIterations !== 0) {
+      writer.uint32(16).int32(message.maxIterations);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PhaseLoop {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePhaseLoop();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backTo = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxIterations = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PhaseLoop {
+    return {
+      backTo: isSet(object.backTo)
+        ? globalThis.String(object.backTo)
+        : isSet(object.back_to)
+        ? globalThis.String(object.back_to)
+        : "",
+      maxIterations: isSet(object.maxIterations)
+        ? globalThis.Number(object.maxIterations)
+        : isSet(object.max_iterations)
+        ? globalThis.Number(object.max_iterations)
+        : 0,
+    };
+  },
+
+  toJSON(message: PhaseLoop): unknown {
+    const obj: any = {};
+    if (message.backTo !== "") {
+      obj.backTo = message.backTo;
+    }
+    if (message.maxIterations !== 0) {
+      obj.maxIterations = Math.round(message.maxIterations);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PhaseLoop>, I>>(base?: I): PhaseLoop {
+    return PhaseLoop.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PhaseLoop>, I>>(object: I): PhaseLoop {
+    const message = createBasePhaseLoop();
+    message.backTo = object.backTo ?? "";
+    message.maxIterations = object.maxIterations ?? 0;
     return message;
   },
 };
