@@ -9,15 +9,11 @@
  * not counted as ours; CPU per call is this process's user + system time, worker threads
  * included, over the calls.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import {
   ActorSystem,
   AgentPool,
@@ -35,42 +31,13 @@ import {
   type LlmCaller,
 } from '@troupe/runtime';
 import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
+import { startSimulatedServerProcess } from '../simulated-server-process.js';
 
 /** The simulated provider's time per call. */
 const LATENCY_MS = 200;
 /** Before the measured window: sockets, workers and the JIT warm up, and the lanes spread out. */
 const WARM_UP_MS = 1_500;
 const MODEL = 'sim-bench';
-
-const require = createRequire(import.meta.url);
-
-/** A SimulatedServer in a child process; resolves with its OpenAI base URL. */
-async function startServer(): Promise<{ baseURL: string; stop(): Promise<void> }> {
-  const runtime = pathToFileURL(require.resolve('@troupe/runtime')).href;
-  const tsx = pathToFileURL(require.resolve('tsx')).href;
-  const script = [
-    `const { SimulatedServer } = await import(${JSON.stringify(runtime)});`,
-    `const server = await SimulatedServer.start({ latencyMs: ${LATENCY_MS}, tokensPerSecond: Infinity, seed: 1 });`,
-    'console.log(server.openaiBaseURL);',
-    // Ends with its parent: stdin closes when the parent goes, even when it crashed.
-    "process.stdin.on('end', () => process.exit(0)).resume();",
-  ].join('\n');
-  const child: ChildProcess = spawn(process.execPath, ['--import', tsx, '--input-type=module', '--eval', script], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const baseURL = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`the simulated server exited with ${code} before listening`)));
-  });
-  return {
-    baseURL,
-    async stop() {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.stdin?.end();
-      await exited;
-    },
-  };
-}
 
 interface Stack {
   llm: LlmCaller;
@@ -173,7 +140,8 @@ async function drive(name: string, llm: LlmCaller, concurrency: number, windowMs
   }
   const cpuMsPerCall = (cpu.user + cpu.system) / 1000 / latencies.length;
   return {
-    name: `${name} (${workers} worker thread${workers === 1 ? '' : 's'}, CPU ${cpuMsPerCall.toFixed(3)} ms/call)`,
+    name,
+    detail: `${workers} worker thread${workers === 1 ? '' : 's'}, CPU ${cpuMsPerCall.toFixed(3)} ms/call`,
     rate: latencies.length / (windowMs / 1000),
     unit: 'tasks/s',
     p50Micros: percentileMicros(Float64Array.from(latencies), 50),
@@ -183,9 +151,10 @@ async function drive(name: string, llm: LlmCaller, concurrency: number, windowMs
 
 /** Tasks/s through the pool at concurrency C, beside the ideal C/L; `windowMs` is how long each variant is measured. */
 export async function llmPool(concurrency: number, windowMs = 4_000): Promise<Comparison[]> {
-  const server = await startServer();
+  const server = await startSimulatedServerProcess({ latencyMs: LATENCY_MS, seed: 1 });
   const ideal: Measurement = {
-    name: `ideal C/L (C=${concurrency}, L=${LATENCY_MS} ms)`,
+    name: `ideal C/L (L=${LATENCY_MS} ms)`,
+    detail: `C=${concurrency}`,
     rate: concurrency / (LATENCY_MS / 1000),
     unit: 'tasks/s',
     p50Micros: LATENCY_MS * 1000,

@@ -35,7 +35,11 @@ function project(namespace: string, name: string): Project {
 }
 
 /** Creates `count` Projects with IN_FLIGHT requests in flight; returns each one's create time and latency. */
-async function createAll(client: KubeClient, namespace: string, count: number): Promise<{ createdAt: Float64Array; latencies: Float64Array }> {
+async function createAll(
+  client: KubeClient,
+  namespace: string,
+  count: number,
+): Promise<{ createdAt: Float64Array; latencies: Float64Array }> {
   const createdAt = new Float64Array(count);
   const latencies = new Float64Array(count);
   let next = 0;
@@ -55,9 +59,18 @@ async function createAll(client: KubeClient, namespace: string, count: number): 
 /** The operator in its own process, ready once it leads. */
 async function startChild(options: { kubeconfig: string; namespace: string; runtimeAddress: string }) {
   const tsx = pathToFileURL(require.resolve('tsx')).href;
-  const child = spawn(process.execPath, ['--import', tsx, fileURLToPath(new URL('./operator-reconcile-child.ts', import.meta.url)), JSON.stringify({ ...options, concurrency: CONCURRENCY })], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      tsx,
+      fileURLToPath(new URL('./operator-reconcile-child.ts', import.meta.url)),
+      JSON.stringify({ ...options, concurrency: CONCURRENCY }),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout! });
   const next = () => new Promise<string>((resolve) => lines.once('line', resolve));
   const ready = await next();
@@ -97,7 +110,9 @@ const Namespaces = { group: '', version: 'v1', kind: 'Namespace', plural: 'names
 /** kubectl as a user runs it, for what the operator's client has no call for (delete --all). */
 function kubectl(kubeconfig: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], (error, _stdout, stderr) => (error ? reject(new Error(stderr || error.message)) : resolve()));
+    execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], (error, _stdout, stderr) =>
+      error ? reject(new Error(stderr || error.message)) : resolve(),
+    );
   });
 }
 
@@ -125,11 +140,10 @@ export async function operatorReconcile(kubeconfig: string, count: number): Prom
     const { durations, peakRss, cpuMs } = await operator.report();
     const reconciles = Float64Array.from(durations);
     const ours: Measurement = {
-      name:
-        `troupe operator: Projects to status.phase Paused answered by the embedded runtime over gRPC ` +
-        `(p50/p99 per Project reconcile, ${durations.length.toLocaleString('en-US')} reconciles; ` +
-        `create→phase p99 ${(percentileMicros(endToEnd, 99) / 1e6).toFixed(2)} s; operator peak RSS ${Math.round(peakRss / 2 ** 20)} MiB under tsx, ` +
-        `CPU ${(cpuMs / count).toFixed(2)} ms/project; ${CONCURRENCY} reconciles at once)`,
+      name: `troupe operator: Projects to status.phase Paused answered by the embedded runtime over gRPC (p50/p99 per Project reconcile, ${CONCURRENCY} reconciles at once)`,
+      detail:
+        `${durations.length.toLocaleString('en-US')} reconciles; create→phase p99 ${(percentileMicros(endToEnd, 99) / 1e6).toFixed(2)} s; ` +
+        `operator peak RSS ${Math.round(peakRss / 2 ** 20)} MiB under tsx, CPU ${(cpuMs / count).toFixed(2)} ms/project`,
       rate: count / seconds,
       unit: 'projects/s',
       p50Micros: percentileMicros(reconciles, 50),
@@ -146,7 +160,8 @@ export async function operatorReconcile(kubeconfig: string, count: number): Prom
   } finally {
     // While the operator still runs, so that it cancels each project and lets its finalizer go.
     await kubectl(kubeconfig, ['delete', 'projects', '--all', '-n', operatorNamespace, '--wait=false']);
-    while ((await client.list(Projects, { namespace: operatorNamespace, limit: 1 })).items.length > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+    while ((await client.list(Projects, { namespace: operatorNamespace, limit: 1 })).items.length > 0)
+      await new Promise((resolve) => setTimeout(resolve, 250));
     await operator.stop();
     await runtime.stop();
     rmSync(dataDir, { recursive: true, force: true });

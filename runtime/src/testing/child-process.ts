@@ -1,6 +1,7 @@
 /**
  * Test support: a TypeScript program in a real child process, whose stdout lines the test can
- * wait for, and which the test can kill with SIGKILL as a crash would.
+ * wait for, and which the test can kill with SIGKILL as a crash would, or signal as Kubernetes
+ * stops a pod.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -14,11 +15,21 @@ export interface ChildProgram {
   onLine(onLine: (line: string) => void): void;
   /** SIGKILL, then waits for the exit. */
   kill(): Promise<void>;
+  /** Sends `signal` (e.g. SIGTERM) and returns at once. */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code (null when a signal ended it). */
+  readonly exited: Promise<number | null>;
+  /** Everything printed on stderr so far. */
+  readonly stderr: string;
 }
 
-/** Starts `file` under tsx with `arg` (JSON-encoded) as argv[2]. */
-export function startChild(file: string, arg: unknown): ChildProgram {
-  const child = spawn(process.execPath, ['--import', 'tsx', file, JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `file` under tsx with `arg` (JSON-encoded) as argv[2] when given, and `env` added to
+ * this process's environment.
+ */
+export function startChild(file: string, arg?: unknown, options: { env?: Record<string, string> } = {}): ChildProgram {
+  const args = ['--import', 'tsx', file, ...(arg === undefined ? [] : [JSON.stringify(arg)])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const lines: string[] = [];
   const listeners: ((line: string) => void)[] = [];
   let stderr = '';
@@ -27,9 +38,14 @@ export function startChild(file: string, arg: unknown): ChildProgram {
     lines.push(line);
     for (const listener of listeners) listener(line);
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     lines,
+    exited,
+    get stderr() {
+      return stderr;
+    },
+    signal: (signal) => void child.kill(signal),
     onLine: (listener) => listeners.push(listener),
     waitFor: (line, timeoutMs = 60_000) =>
       new Promise<void>((resolve, reject) => {
