@@ -4,6 +4,8 @@ export const HarnessErrorCode = {
   BuildFailed: 'BUILD_FAILED',
   StartFailed: 'START_FAILED',
   NotRunning: 'NOT_RUNNING',
+  /** Output a test reads (e.g. a /metrics exposition) is not in the format it should be. */
+  InvalidOutput: 'INVALID_OUTPUT',
 } as const;
 
 export type HarnessErrorCode = (typeof HarnessErrorCode)[keyof typeof HarnessErrorCode];

@@ -10,6 +10,7 @@ import { REPO_ROOT, defaultCacheDir } from './paths.js';
 export { HarnessError, HarnessErrorCode } from './errors.js';
 export { freePort } from './ports.js';
 export { startPrivateServer, type PrivateServer } from './private.js';
+export { parsePrometheus, sampleValue, type MetricFamily, type MetricType, type Sample } from './prometheus.js';
 export { CHROMIUM_ARGS, type ChromiumEndpoint } from './servers/chromium.js';
 export type { CassandraEndpoint } from './servers/cassandra.js';
 export type { HelmEndpoint } from './servers/helm.js';

@@ -22,6 +22,10 @@ export const OperatorErrorCode = {
   KafkaUnavailable: 'KAFKA_UNAVAILABLE',
   /** A reconcile cannot succeed by retrying; the controller records it and stops. */
   Terminal: 'TERMINAL',
+  /** A CRD in crds/ cannot be loaded, or uses a schema feature the embedded validator does not enforce. */
+  CrdInvalid: 'CRD_INVALID',
+  /** An object names an apiVersion and kind that no loaded CRD serves, or names none. */
+  UnknownKind: 'UNKNOWN_KIND',
 } as const;
 
 export type OperatorErrorCode = (typeof OperatorErrorCode)[keyof typeof OperatorErrorCode];
@@ -56,12 +60,15 @@ export class KubeApiError extends OperatorError {
     options: { cause?: unknown } = {},
   ) {
     const code = kubeErrorCode(status);
-    super(code, `${request}: ${message}`, { ...options, retriable: code === OperatorErrorCode.Conflict || code === OperatorErrorCode.KubeUnavailable });
+    super(code, `${request}: ${message}`, {
+      ...options,
+      retriable: code === OperatorErrorCode.Conflict || code === OperatorErrorCode.KubeUnavailable,
+    });
   }
 }
 
 /** The one place HTTP statuses of the API server become operator error codes (0: no answer at all). */
-function kubeErrorCode(status: number): OperatorErrorCode {
+export function kubeErrorCode(status: number): OperatorErrorCode {
   switch (status) {
     case 404:
       return OperatorErrorCode.NotFound;
@@ -106,7 +113,11 @@ export class TerminalError extends OperatorError {
  * checkOption(Number.isInteger(ms) && ms > 0, 'WorkQueue', 'backoff.initialMs', 'must be a positive integer', ms);
  */
 export function checkOption(ok: boolean, component: string, key: string, rule: string, got?: unknown): asserts ok {
-  if (!ok) throw new OperatorError(OperatorErrorCode.InvalidOptions, `${component} option ${key} ${rule}${got === undefined ? '' : `, got ${JSON.stringify(got)}`}`);
+  if (!ok)
+    throw new OperatorError(
+      OperatorErrorCode.InvalidOptions,
+      `${component} option ${key} ${rule}${got === undefined ? '' : `, got ${JSON.stringify(got)}`}`,
+    );
 }
 
 export function isPositiveInteger(value: unknown): value is number {

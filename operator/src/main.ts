@@ -1,7 +1,7 @@
 /**
  * The operator process: reads flags (or their environment variables), builds the Kubernetes
  * client from a kubeconfig or the in-cluster service account, the RuntimeService client and the
- * Kafka admin for pool topics, serves /healthz and /readyz, campaigns for the leader Lease and
+ * Kafka admin for pool topics, serves /healthz, /readyz and /metrics, campaigns for the leader Lease and
  * reconciles while it holds it. SIGTERM or SIGINT stops it gracefully: reconciles in flight
  * finish, the Lease is released so another replica takes over at once. A lost Lease exits 1.
  *
@@ -17,6 +17,7 @@ import { KafkaPoolTopics } from './clients/topics.kafka.js';
 import { AGENT_DEPLOYMENT_DEFAULTS } from './controllers/agentpool.deployment.js';
 import { OperatorError, OperatorErrorCode, toError } from './errors.js';
 import { jsonLogger, type LogLevel } from './kube/log.js';
+import { OperatorMetrics } from './kube/metrics.js';
 import { OPERATOR_DEFAULTS, startOperator } from './operator.js';
 
 /** Each flag, the environment variable read when the flag is absent, and its default. */
@@ -24,6 +25,10 @@ const FLAGS = {
   kubeconfig: { env: 'KUBECONFIG', default: '' },
   'runtime-address': { env: 'TROUPE_RUNTIME_ADDRESS', default: 'troupe-runtime:50051' },
   'kafka-brokers': { env: 'TROUPE_KAFKA_BROKERS', default: '' },
+  'cassandra-contact-points': { env: 'TROUPE_CASSANDRA_CONTACT_POINTS', default: '' },
+  'cassandra-datacenter': { env: 'TROUPE_CASSANDRA_DATACENTER', default: '' },
+  'cassandra-keyspace': { env: 'TROUPE_CASSANDRA_KEYSPACE', default: AGENT_DEPLOYMENT_DEFAULTS.cassandraKeyspace },
+  'redis-url': { env: 'TROUPE_REDIS_URL', default: '' },
   namespaces: { env: 'TROUPE_WATCH_NAMESPACES', default: '' },
   identity: { env: 'POD_NAME', default: `${hostname()}-${randomBytes(3).toString('hex')}` },
   'leader-elect': { env: 'TROUPE_LEADER_ELECT', default: 'true' },
@@ -51,14 +56,20 @@ function readFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Record<Flag
     strict: true,
   });
   return Object.fromEntries(
-    (Object.keys(FLAGS) as Flag[]).map((flag) => [flag, (values[flag] as string | undefined) ?? env[FLAGS[flag].env] ?? FLAGS[flag].default]),
+    (Object.keys(FLAGS) as Flag[]).map((flag) => [
+      flag,
+      (values[flag] as string | undefined) ?? env[FLAGS[flag].env] ?? FLAGS[flag].default,
+    ]),
   ) as Record<Flag, string>;
 }
 
 function integer(flags: Record<Flag, string>, flag: Flag): number {
   const value = Number(flags[flag]);
   if (!Number.isInteger(value) || value < 0) {
-    throw new OperatorError(OperatorErrorCode.InvalidOptions, `--${flag} (${FLAGS[flag].env}) must be a non-negative integer, got "${flags[flag]}"`);
+    throw new OperatorError(
+      OperatorErrorCode.InvalidOptions,
+      `--${flag} (${FLAGS[flag].env}) must be a non-negative integer, got "${flags[flag]}"`,
+    );
   }
   return value;
 }
@@ -78,9 +89,19 @@ function kubeConfig(path: string): KubeConfig {
   return config;
 }
 
-/** /healthz: the process answers; /readyz: it is campaigning or leading (a standby is ready to take over). */
-function healthServer(port: number, ready: () => boolean): Promise<Server> {
+/**
+ * /healthz: the process answers; /readyz: it is campaigning or leading (a standby is ready to take
+ * over); /metrics: the Prometheus metrics.
+ */
+function healthServer(port: number, ready: () => boolean, metrics: OperatorMetrics): Promise<Server> {
   const server = createServer((request, response) => {
+    if (request.url === '/metrics') {
+      metrics.exposition().then(
+        (body) => response.writeHead(200, { 'content-type': metrics.contentType }).end(body),
+        (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${toError(error).message}\n`),
+      );
+      return;
+    }
     const ok = request.url === '/healthz' || (request.url === '/readyz' && ready());
     response.writeHead(request.url === '/healthz' || request.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
     response.end(ok ? 'ok\n' : 'not ready\n');
@@ -95,13 +116,17 @@ async function main(): Promise<number> {
   const flags = readFlags(process.argv.slice(2), process.env);
   const level = flags['log-level'];
   if (!['debug', 'info', 'warn', 'error'].includes(level)) {
-    throw new OperatorError(OperatorErrorCode.InvalidOptions, `--log-level (TROUPE_LOG_LEVEL) must be debug, info, warn or error, got "${level}"`);
+    throw new OperatorError(
+      OperatorErrorCode.InvalidOptions,
+      `--log-level (TROUPE_LOG_LEVEL) must be debug, info, warn or error, got "${level}"`,
+    );
   }
   const log = jsonLogger(level as LogLevel).with({ identity: flags.identity });
   const brokers = list(flags['kafka-brokers']);
   const runtime = new GrpcRuntimeClient({ address: flags['runtime-address'] });
   const topics = brokers.length === 0 ? undefined : new KafkaPoolTopics({ brokers, log });
   if (topics === undefined) log.info('no Kafka brokers given: pool topics are not managed');
+  const metrics = new OperatorMetrics();
   const operator = startOperator({
     kubeConfig: kubeConfig(flags.kubeconfig),
     identity: flags.identity,
@@ -118,16 +143,27 @@ async function main(): Promise<number> {
             renewDeadlineMs: integer(flags, 'renew-deadline-ms'),
             retryPeriodMs: integer(flags, 'retry-period-ms'),
           },
-    deployment: { ...AGENT_DEPLOYMENT_DEFAULTS, image: flags['agent-image'], kafkaBrokers: brokers, healthPort: integer(flags, 'agent-health-port') },
+    deployment: {
+      ...AGENT_DEPLOYMENT_DEFAULTS,
+      image: flags['agent-image'],
+      kafkaBrokers: brokers,
+      cassandraContactPoints: list(flags['cassandra-contact-points']),
+      cassandraDatacenter: flags['cassandra-datacenter'],
+      cassandraKeyspace: flags['cassandra-keyspace'],
+      redisUrl: flags['redis-url'],
+      healthPort: integer(flags, 'agent-health-port'),
+    },
     statusIntervalMs: integer(flags, 'status-interval-ms'),
     metricsIntervalMs: integer(flags, 'metrics-interval-ms'),
     resyncMs: integer(flags, 'resync-ms'),
     concurrency: integer(flags, 'concurrency'),
     log,
+    onReconciled: metrics.onReconciled,
   });
+  metrics.watchQueues(() => operator.manager.queueDepths());
   const healthPort = integer(flags, 'health-port');
   let stopping = false;
-  const health = healthPort === 0 ? undefined : await healthServer(healthPort, () => !stopping);
+  const health = healthPort === 0 ? undefined : await healthServer(healthPort, () => !stopping, metrics);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       log.info('stopping', { signal });
@@ -149,7 +185,9 @@ main().then(
   (code) => process.exit(code),
   (error: unknown) => {
     const failure = toError(error);
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'operator failed', error: failure.message, code: (failure as OperatorError).code })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'operator failed', error: failure.message, code: (failure as OperatorError).code })}\n`,
+    );
     process.exit(1);
   },
 );

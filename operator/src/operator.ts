@@ -4,6 +4,7 @@
  * flags and environment and calls `createOperator`; tests and benchmarks call it directly.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { RuntimePools } from './clients/pools.js';
 import type { RuntimeClient } from './clients/runtime.js';
 import type { PoolTopics } from './clients/topics.js';
 import { AgentPoolReconciler, TOPIC_SIZING_DEFAULTS, type TopicSizing } from './controllers/agentpool.controller.js';
@@ -35,6 +36,8 @@ export interface OperatorOptions {
   leaderElection: LeaderElectionSettings | false;
   /** How agent pods run (image, brokers, health port). */
   deployment: AgentDeploymentSettings;
+  /** Runs AgentPools inside the runtime instead of as Deployments (embedded mode, no kubelet). */
+  runtimePools?: RuntimePools;
   /** Pool topic partitions per replica, and the fewest per topic. */
   topicSizing: TopicSizing;
   /** At most one Project status write per project per interval (default 500 ms). */
@@ -107,7 +110,13 @@ export function startOperator(
     onChange: (key) => pools?.enqueue(key),
     log: resolved.log.with({ component: 'pool-metrics' }),
   });
-  pools = new AgentPoolReconciler(manager, { deployment: resolved.deployment, topics: resolved.topics, sizing: resolved.topicSizing, metrics }).setupWithManager(manager);
+  pools = new AgentPoolReconciler(manager, {
+    deployment: resolved.deployment,
+    runtimePools: resolved.runtimePools,
+    topics: resolved.topics,
+    sizing: resolved.topicSizing,
+    metrics,
+  }).setupWithManager(manager);
   manager.add(metrics);
   new ModelProviderReconciler(manager).setupWithManager(manager);
   new WorkflowReconciler(manager).setupWithManager(manager);
@@ -127,8 +136,26 @@ export function startOperator(
 function validate(options: OperatorOptions): void {
   const component = 'startOperator';
   const { topicSizing, deployment } = options;
-  checkOption(isPositiveInteger(topicSizing.partitionsPerReplica), component, 'topicSizing.partitionsPerReplica', 'must be a positive integer', topicSizing.partitionsPerReplica);
-  checkOption(isPositiveInteger(topicSizing.minPartitions), component, 'topicSizing.minPartitions', 'must be a positive integer', topicSizing.minPartitions);
+  checkOption(
+    isPositiveInteger(topicSizing.partitionsPerReplica),
+    component,
+    'topicSizing.partitionsPerReplica',
+    'must be a positive integer',
+    topicSizing.partitionsPerReplica,
+  );
+  checkOption(
+    isPositiveInteger(topicSizing.minPartitions),
+    component,
+    'topicSizing.minPartitions',
+    'must be a positive integer',
+    topicSizing.minPartitions,
+  );
   checkOption(deployment.image.length > 0, component, 'deployment.image', 'must not be empty');
-  checkOption(isPositiveInteger(deployment.healthPort) && deployment.healthPort <= 65535, component, 'deployment.healthPort', 'must be a port number', deployment.healthPort);
+  checkOption(
+    isPositiveInteger(deployment.healthPort) && deployment.healthPort <= 65535,
+    component,
+    'deployment.healthPort',
+    'must be a port number',
+    deployment.healthPort,
+  );
 }

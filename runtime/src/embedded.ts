@@ -1,16 +1,16 @@
 /**
  * The whole runtime in one process: the embedded log, the SQLite store, the company and its
- * journaled LLM pools, and the gRPC API. `npm start` and tests start it; a cluster runs the
- * same pieces on Kafka and Cassandra instead.
+ * journaled LLM pools, and the gRPC API. `npm start` and tests start it; a cluster's runtime
+ * node (node/start-node.ts) assembles the same stack (company-stack.ts) on Kafka, Cassandra and
+ * Redis instead.
  */
 import { join } from 'node:path';
-import { startGrpcServer, type GrpcServerHandle } from './api/grpc-server.js';
+import { startCompanyStack } from './company-stack.js';
 import { FileArtifactStore } from './domain/artifacts.js';
-import { Company } from './domain/company.js';
+import type { Company } from './domain/company.js';
 import type { PoolResource } from './domain/pools.js';
-import { Budgets } from './llm/budget.js';
-import { LlmClient, type RegisteredProvider } from './llm/client.js';
-import { CostLedger } from './llm/ledger.js';
+import type { RegisteredProvider } from './llm/client.js';
+import type { CostLedger } from './llm/ledger.js';
 import { openStore } from './store/open.js';
 import { openTransport } from './transport/open.js';
 
@@ -45,33 +45,23 @@ export interface EmbeddedRuntime {
 export async function startEmbeddedRuntime(options: EmbeddedRuntimeOptions): Promise<EmbeddedRuntime> {
   const transport = await openTransport({ kind: 'embedded', dir: join(options.dataDir, 'log') });
   const store = await openStore({ kind: 'embedded', path: join(options.dataDir, 'state.db') });
-  const budgets = new Budgets();
-  const ledger = new CostLedger();
-  const llm = new LlmClient({ providers: options.providers, budgets, ledger });
-  const company = await Company.start({
+  const stack = await startCompanyStack({
     transport,
     store,
-    llm,
-    budgets,
     artifacts: new FileArtifactStore(join(options.dataDir, 'artifacts')),
-    nodeId: 'embedded',
-    partitions: 4,
-    ...(options.taskCheckMs === undefined ? {} : { taskCheckMs: options.taskCheckMs }),
-    ...(options.onError === undefined ? {} : { onError: options.onError }),
+    providers: options.providers,
+    pools: options.pools,
+    ...(options.grpcPort === undefined ? {} : { grpc: { port: options.grpcPort } }),
+    company: { nodeId: 'embedded', partitions: 4, taskCheckMs: options.taskCheckMs, onError: options.onError },
   });
-  for (const pool of options.pools ?? []) await company.applyPool(pool);
-  let grpc: GrpcServerHandle | undefined;
-  if (options.grpcPort !== undefined) grpc = await startGrpcServer(company, { port: options.grpcPort });
   return {
-    company,
-    ledger,
-    ...(grpc === undefined ? {} : { grpcAddress: grpc.address }),
+    company: stack.company,
+    ledger: stack.ledger,
+    ...(stack.grpcAddress === undefined ? {} : { grpcAddress: stack.grpcAddress }),
     async stop() {
-      await grpc?.close();
-      await company.stop();
+      await stack.stop();
       await transport.close();
       await store.close();
-      for (const { provider } of options.providers) provider.close?.();
     },
   };
 }

@@ -3,12 +3,30 @@
  * Transport and Store with `openTransport` and `openStore`; everything else takes them as
  * interfaces.
  */
-export { ActorSystem, ACTOR_SYSTEM_DEFAULTS, DEAD_LETTER_TOPIC, type ActorSystemOptions } from './actors/actor-system.js';
+export {
+  ActorSystem,
+  ACTOR_SYSTEM_DEFAULTS,
+  DEAD_LETTER_TOPIC,
+  type ActorSystemOptions,
+  type ActorSystemObserver,
+  type TurnOutcome,
+} from './actors/actor-system.js';
 export { ActorClient, REPLY_TOPIC, type ActorClientOptions } from './actors/actor-client.js';
 export { defineActor, actorTopic, jsonCodec, type ActorType, type ActorContext, type Codec, type TimerDue } from './actors/actor.js';
 export { RETRY_DEFAULTS, type RetryPolicy } from './actors/supervision.js';
 export { RuntimeError, ActorError, TransportError, RuntimeErrorCode } from './errors.js';
 export { startEmbeddedRuntime, type EmbeddedRuntime, type EmbeddedRuntimeOptions } from './embedded.js';
+export { startCompanyStack, type CompanyStack, type CompanyStackOptions, type StackInstrumentation } from './company-stack.js';
+export {
+  startNode,
+  NODE_DEFAULTS,
+  NODE_COMPONENTS,
+  type NodeOptions,
+  type NodeComponent,
+  type NodeGatewayOptions,
+  type RunningNode,
+} from './node/start-node.js';
+export { RuntimeMetrics, RUNTIME_METRICS_DEFAULTS, type RuntimeMetricsOptions } from './metrics/runtime-metrics.js';
 export { Company, COMPANY_DEFAULTS, type CompanyOptions } from './domain/company.js';
 export type { PoolResource } from './domain/pools.js';
 export type { RuntimeApi, WatchFilter, StopWatching, ArtifactContent } from './api/runtime-api.js';
@@ -18,7 +36,15 @@ export { openStore, type StoreConfig } from './store/open.js';
 export { partitionFor } from './transport/partitioner.js';
 export { openServices, type ServicesConfig } from './services/open.js';
 export type { ClusterServices, RateLimiter, ResponseCache, PubSub, BucketLimit, TakeResult, Unsubscribe } from './services/services.js';
-export type { Transport, ProducerRecord, ConsumedRecord, PartitionBatch, PartitionAssignment, SubscribeOptions, Subscription } from './transport/transport.js';
+export type {
+  Transport,
+  ProducerRecord,
+  ConsumedRecord,
+  PartitionBatch,
+  PartitionAssignment,
+  SubscribeOptions,
+  Subscription,
+} from './transport/transport.js';
 export type { Store, ActorRef, TurnWrite, ActorRecord, Timer, Fence, Snapshot, StoredEvent, OutboxMessage } from './store/store.js';
 export {
   LlmClient,
@@ -120,5 +146,12 @@ export { countTokens, countChatTokens } from './llm/tokens.js';
 export { Gateway, GATEWAY_DEFAULTS, type GatewayOptions } from './gateway/gateway.js';
 export { StreamServer, STREAM_SERVER_DEFAULTS, type StreamServerOptions } from './gateway/stream-server.js';
 export { STREAM_LIMITS_DEFAULTS, type StreamLimits } from './gateway/stream.js';
-export { TopicHub, TOPIC_HUB_DEFAULTS, type TopicHubOptions, type TopicTuning, type SnapshotSource, type ResumePoint } from './gateway/topic-hub.js';
+export {
+  TopicHub,
+  TOPIC_HUB_DEFAULTS,
+  type TopicHubOptions,
+  type TopicTuning,
+  type SnapshotSource,
+  type ResumePoint,
+} from './gateway/topic-hub.js';
 export { Tokens, TOKENS_DEFAULTS, type TokensOptions, type TokenClaims, type NewClaims, type PlatformRole } from './gateway/tokens.js';

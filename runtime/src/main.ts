@@ -1,21 +1,48 @@
 /**
- * `npm start`: the whole company embedded in one process. It runs the sample company from
- * crds/samples (its pools and one project) on the simulated provider, unless OPENAI_API_KEY,
- * ANTHROPIC_API_KEY or a reachable Ollama says otherwise, keeps its state in TROUPE_DATA_DIR
- * (default .troupe/data), and prints the project's progress as it goes.
+ * `npm start`: the whole company embedded in one process. An embedded resource store (the
+ * Kubernetes API subset the operator uses, in SQLite) holds the company's resources; the
+ * operator's reconcilers run over it and drive the runtime (embedded log, SQLite store, agent
+ * pools in this process) through its gRPC API; the gateway serves the dashboard. The sample
+ * company from crds/samples (or TROUPE_SAMPLES_DIR) is applied once, through the store. It runs
+ * on the simulated provider unless OPENAI_API_KEY, ANTHROPIC_API_KEY or a reachable Ollama says
+ * otherwise, keeps its state in TROUPE_DATA_DIR (default .troupe/data), writes a kubeconfig
+ * there for the `troupe` CLI, and prints the projects' progress as they go.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { ProjectPhase, type SubmitProject } from '@troupe/proto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import {
+  AgentPools,
+  GrpcRuntimeClient,
+  KindCatalog,
+  KubeClient,
+  ModelProviders,
+  Projects,
+  applyManifest,
+  jsonLogger,
+  readKubeconfig,
+  readManifests,
+  refusals,
+  resourceType,
+  startEmbeddedApiServer,
+  startOperator,
+  writeKubeconfig,
+  type AgentPool,
+  type EmbeddedApiServer,
+  type KubeObject,
+  type ModelProvider,
+  type RuntimePoolChange,
+  type RuntimePools,
+} from '@troupe/operator';
+import { ProjectPhase } from '@troupe/proto';
+import type { Company } from './domain/company.js';
+import type { PoolResource } from './domain/pools.js';
 import { startEmbeddedRuntime } from './embedded.js';
 import { Gateway } from './gateway/gateway.js';
 import { phaseName } from './gateway/views.js';
 import { Tokens } from './gateway/tokens.js';
-import { createProvider } from './llm/providers/create-provider.js';
-import type { ModelProviderSpec } from './llm/providers/create-provider.js';
-import { readManifests, type Manifests } from './manifests.js';
+import { createProvider, type ModelProviderSpec } from './llm/providers/create-provider.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -27,8 +54,11 @@ interface ProviderChoice {
   model?: string;
 }
 
-/** The provider to run: a hosted one when its key is set, a local Ollama when it answers, else the simulated one. */
-async function chooseProvider(env: NodeJS.ProcessEnv, manifests: Manifests): Promise<ProviderChoice> {
+/**
+ * The provider to run: a hosted one when its key is set, a local Ollama when it answers, else the
+ * simulated ModelProvider of the store (as applied from the samples).
+ */
+async function chooseProvider(env: NodeJS.ProcessEnv, providers: readonly ModelProvider[]): Promise<ProviderChoice> {
   if (env.OPENAI_API_KEY)
     return { name: 'openai', spec: { type: 'openai' }, apiKey: env.OPENAI_API_KEY, model: env.TROUPE_MODEL ?? 'gpt-4o-mini' };
   if (env.ANTHROPIC_API_KEY)
@@ -39,31 +69,129 @@ async function chooseProvider(env: NodeJS.ProcessEnv, manifests: Manifests): Pro
     () => false,
   );
   if (reachable) return { name: 'ollama', spec: { type: 'ollama', baseURL: ollama }, model: env.TROUPE_MODEL ?? 'llama3.2' };
-  const simulated = manifests.providers.find((provider) => provider.spec.type === 'simulated');
-  return { name: simulated?.name ?? 'simulated', spec: simulated?.spec ?? { type: 'simulated' } };
+  const simulated = providers.find((provider) => provider.spec.type === 'simulated');
+  return {
+    name: simulated?.metadata.name ?? 'simulated',
+    spec: (simulated?.spec as ModelProviderSpec | undefined) ?? { type: 'simulated' },
+  };
+}
+
+/** An AgentPool resource as the runtime runs it, on the chosen provider's model when that is not the samples' own. */
+function poolResource(pool: AgentPool, choice: ProviderChoice): PoolResource {
+  const { spec } = pool;
+  const model = choice.model === undefined ? spec.model : { ...spec.model, provider: choice.name, name: choice.model };
+  return {
+    namespace: pool.metadata.namespace ?? 'default',
+    name: pool.metadata.name,
+    replicas: spec.replicas ?? 1,
+    spec: {
+      role: spec.role,
+      model: { provider: model.provider, name: model.name, temperature: model.temperature, maxOutputTokens: model.maxOutputTokens },
+      concurrency: spec.concurrency ?? 4,
+      ...(spec.rateLimit === undefined ? {} : { rateLimit: spec.rateLimit }),
+      ...(spec.systemPrompt === undefined ? {} : { systemPrompt: spec.systemPrompt }),
+    },
+  };
+}
+
+/**
+ * The AgentPool reconciler's pools, run in this process: there is no kubelet to run a
+ * Deployment's pods. `running` are the pools the runtime was started with.
+ */
+function embeddedPools(company: Company, choice: ProviderChoice, running: readonly PoolResource[]): RuntimePools {
+  const specs = new Map(running.map((pool) => [`${pool.namespace}/${pool.name}`, JSON.stringify(pool.spec)]));
+  return {
+    async apply(pool): Promise<RuntimePoolChange> {
+      const resource = poolResource(pool, choice);
+      const key = `${resource.namespace}/${resource.name}`;
+      const known = specs.get(key);
+      if (known === JSON.stringify(resource.spec)) return 'unchanged';
+      // A new pool starts at its replicas; a running one keeps its count until ScalePool changes it.
+      const current = (await company.listPools(resource.namespace)).find((entry) => entry.status?.pool === resource.name);
+      await company.applyPool({ ...resource, replicas: current?.status?.replicas ?? resource.replicas });
+      specs.set(key, JSON.stringify(resource.spec));
+      return known === undefined ? 'started' : 'updated';
+    },
+    scale: (commandId, command) => company.scalePool(commandId, command),
+    async remove(namespace, name) {
+      specs.delete(`${namespace}/${name}`);
+      await company.pools.remove(namespace, name);
+    },
+  };
+}
+
+/** The token of the last run's kubeconfig, so that a CLI watching across a restart keeps its access. */
+function previousToken(path: string): string | undefined {
+  if (!existsSync(path)) return undefined;
+  const user = readKubeconfig(path).config.getCurrentUser();
+  return user?.token || undefined;
+}
+
+/** Marks a store the samples were applied to, so that what a user deletes afterwards stays deleted. */
+const SAMPLES_MARKER = { namespace: 'default', name: 'troupe-samples' };
+const ConfigMaps = resourceType<KubeObject & { data?: Record<string, string> }>('', 'v1', 'ConfigMap', 'configmaps');
+
+/**
+ * Applies the samples on the first start, creating only what the store lacks: a restart (even
+ * one after a crash half-way through) changes nothing that was applied or edited since.
+ */
+async function applySamples(client: KubeClient, api: EmbeddedApiServer, dir: string): Promise<number> {
+  if ((await client.get(ConfigMaps, SAMPLES_MARKER.namespace, SAMPLES_MARKER.name)) !== undefined) return 0;
+  const manifests = readManifests(dir, new KindCatalog(api.validator.kinds()), { name: 'default', explicit: false });
+  const refused = refusals(manifests, api.validator);
+  if (refused.length > 0) throw new Error(`the samples in ${dir} are refused: ${refused.join('; ')}`);
+  let created = 0;
+  for (const manifest of manifests) if ((await applyManifest(client, manifest, { createOnly: true })) === 'created') created++;
+  await client.create(ConfigMaps, { metadata: SAMPLES_MARKER, data: { appliedFrom: dir } });
+  return created;
 }
 
 async function main(env: NodeJS.ProcessEnv): Promise<void> {
   const dataDir = resolve(env.TROUPE_DATA_DIR ?? resolve(ROOT, '.troupe', 'data'));
-  const manifests = readManifests(resolve(ROOT, 'crds', 'samples'));
-  const choice = await chooseProvider(env, manifests);
-  const pools = manifests.pools.map((pool) =>
-    choice.model === undefined
-      ? pool
-      : { ...pool, spec: { ...pool.spec, model: { ...pool.spec.model, provider: choice.name, name: choice.model } } },
-  );
+  const samplesDir = resolve(env.TROUPE_SAMPLES_DIR ?? resolve(ROOT, 'crds', 'samples'));
+  const kubeconfig = join(dataDir, 'kubeconfig');
+  const token = env.TROUPE_API_TOKEN ?? previousToken(kubeconfig) ?? randomBytes(32).toString('hex');
+  const api = await startEmbeddedApiServer({ dataDir, crdsDir: resolve(ROOT, 'crds'), token, port: Number(env.TROUPE_API_PORT ?? 8081) });
+  writeKubeconfig(kubeconfig, { server: api.url, token });
+  const kubeConfig = readKubeconfig(kubeconfig).config;
+  const client = new KubeClient({ config: kubeConfig, fieldManager: 'troupe-start' });
+  const created = await applySamples(client, api, samplesDir);
+
+  const choice = await chooseProvider(env, (await client.list(ModelProviders)).items);
+  const stored = (await client.list(AgentPools)).items;
+  const projects = (await client.list(Projects)).items;
+  // The runtime starts with the stored pools, so that work resumed after a restart finds its
+  // pool at once; from then on the AgentPool reconciler keeps them as the resources say.
+  const pools = stored.map((pool) => poolResource(pool, choice));
   const runtime = await startEmbeddedRuntime({
     dataDir,
     providers: [createProvider(choice.name, choice.spec, { apiKey: choice.apiKey })],
     pools,
     grpcPort: Number(env.TROUPE_GRPC_PORT ?? 0),
   });
+  const grpcAddress = runtime.grpcAddress as string;
+  const namespace = projects[0]?.metadata.namespace ?? stored[0]?.metadata.namespace ?? 'default';
+  writeKubeconfig(kubeconfig, { server: api.url, token, runtimeAddress: grpcAddress, namespace });
   console.log(`troupe: the company runs embedded, state in ${dataDir}`);
   console.log(`troupe: provider ${choice.name} (${choice.spec.type})${choice.model ? `, model ${choice.model}` : ''}`);
   console.log(
     `troupe: ${pools.length} agent pools: ${pools.map((pool) => `${pool.namespace}/${pool.name} (${pool.spec.role})`).join(', ')}`,
   );
-  console.log(`troupe: gRPC RuntimeService on ${runtime.grpcAddress}`);
+  console.log(`troupe: gRPC RuntimeService on ${grpcAddress}`);
+  console.log(`troupe: resources served at ${api.url}${created > 0 ? `, ${created} applied from ${samplesDir}` : ''}`);
+
+  const operatorLog = createWriteStream(join(dataDir, 'operator.log'), { flags: 'a' });
+  const grpc = new GrpcRuntimeClient({ address: grpcAddress });
+  const operator = startOperator({
+    kubeConfig,
+    identity: 'embedded',
+    runtime: grpc,
+    leaderElection: false,
+    runtimePools: embeddedPools(runtime.company, choice, pools),
+    // Pools live in this process: their load is cheap to read, and readiness shows sooner.
+    metricsIntervalMs: 1_000,
+    log: jsonLogger('info', (line) => operatorLog.write(`${line}\n`)),
+  });
 
   const staticDir = resolve(ROOT, 'dashboard', 'build');
   if (!existsSync(resolve(staticDir, 'index.html'))) {
@@ -75,48 +203,61 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   const gateway = await Gateway.start({ api: runtime.company, tokens, staticDir, port: Number(env.TROUPE_PORT ?? 8080) });
   console.log(`troupe: dashboard at ${gateway.url}`);
   console.log(`troupe:   admin token:       ${tokens.sign({ sub: 'admin', role: 'admin' })}`);
-  for (const namespace of new Set(pools.map((pool) => pool.namespace))) {
-    console.log(`troupe:   ${namespace} client token: ${tokens.sign({ sub: `client@${namespace}`, tenant: namespace })}`);
+  for (const tenant of new Set(pools.map((pool) => pool.namespace))) {
+    console.log(`troupe:   ${tenant} client token: ${tokens.sign({ sub: `client@${tenant}`, tenant })}`);
   }
+  // The CLI finds the kubeconfig by itself when run from the repository with the default data directory.
+  const cli =
+    relative(process.cwd(), kubeconfig) === join('.troupe', 'data', 'kubeconfig')
+      ? 'npx troupe'
+      : `TROUPE_KUBECONFIG=${kubeconfig} npx troupe`;
+  console.log(
+    `troupe: the CLI (kubeconfig ${kubeconfig}): try \`${cli} get projects\`, \`${cli} logs -f ${projects[0]?.metadata.name ?? 'PROJECT'}\`, \`${cli} --help\``,
+  );
 
-  for (const project of manifests.projects) await submit(runtime.company, project);
+  const progress = new ProgressLines(runtime.company);
+  const stopWatching = await runtime.company.watch({}, (event) => progress.print(event.namespace, event.project));
+  for (const project of projects) await progress.print(project.metadata.namespace ?? 'default', project.metadata.name);
+
   const shutdown = async () => {
+    await stopWatching();
+    await operator.stop();
+    grpc.close();
+    client.close();
     await gateway.stop();
     await runtime.stop();
+    await api.stop();
+    operatorLog.end();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown());
   process.once('SIGTERM', () => void shutdown());
-  for (const project of manifests.projects) void follow(runtime.company, project);
 }
 
-type Company = Awaited<ReturnType<typeof startEmbeddedRuntime>>['company'];
+/** Prints a project's progress line whenever it changes. */
+class ProgressLines {
+  private readonly last = new Map<string, string>();
 
-/** Submits a sample once: the command id is its uid and generation, so a restart submits nothing new. */
-async function submit(company: Company, project: SubmitProject): Promise<void> {
-  await company.submitProject(`${project.uid}/${project.generation}`, project);
-}
+  constructor(private readonly company: Company) {}
 
-/** Prints a progress line whenever the project's state changes. */
-async function follow(company: Company, project: SubmitProject): Promise<void> {
-  let last = '';
-  const print = async () => {
-    const summary = await company.getProject(project.namespace, project.name);
-    const status = summary?.status;
+  async print(namespace: string, name: string): Promise<void> {
+    if (name === '') return;
+    const key = `${namespace}/${name}`;
+    const status = (await this.company.getProject(namespace, name))?.status;
     if (status === undefined) return;
     const phase = phaseName(status.phase);
     const bar = '█'.repeat(Math.round((status.progress?.percent ?? 0) / 5)).padEnd(20, '░');
-    const line = `${project.namespace}/${project.name} ${bar} ${String(status.progress?.percent ?? 0).padStart(3)}% ${phase.padEnd(16)} ${status.currentPhase.padEnd(14)} tasks ${status.progress?.tasksDone ?? 0}/${status.progress?.tasksTotal ?? 0}  $${(status.cost?.usd ?? 0).toFixed(4)}`;
-    if (line === last) return;
-    last = line;
+    const line = `${key} ${bar} ${String(status.progress?.percent ?? 0).padStart(3)}% ${phase.padEnd(16)} ${status.currentPhase.padEnd(14)} tasks ${status.progress?.tasksDone ?? 0}/${status.progress?.tasksTotal ?? 0}  $${(status.cost?.usd ?? 0).toFixed(4)}`;
+    if (line === this.last.get(key)) return;
+    this.last.set(key, line);
     console.log(line);
     if (status.phase === ProjectPhase.AWAITING_APPROVAL)
-      console.log(`  ${project.namespace}/${project.name} waits for approval of ${status.currentPhase}: approve it on the dashboard`);
+      console.log(
+        `  ${key} waits for approval of ${status.currentPhase}: approve it on the dashboard or with npx troupe approve ${name} ${status.currentPhase} -n ${namespace}`,
+      );
     if (status.phase === ProjectPhase.DELIVERED)
       console.log(`  delivered: ${status.artifacts.map((artifact) => artifact.name).join(', ')}`);
-  };
-  await company.watch({ namespace: project.namespace, project: project.name }, () => void print());
-  await print();
+  }
 }
 
 main(process.env).catch((error: unknown) => {

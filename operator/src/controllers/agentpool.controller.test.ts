@@ -13,7 +13,18 @@ import { KafkaPoolTopics } from '../clients/topics.kafka.js';
 import { poolTopic } from '../clients/topics.js';
 import { Deployments } from '../kube/resources.js';
 import type { Deployment } from '../kube/types.js';
-import { adminClient, createNamespace, ensureCrds, eventsOf, kubectl, kubectlOk, samples, testOperator, type TestOperator } from '../testing/cluster.js';
+import {
+  adminClient,
+  createNamespace,
+  ensureCrds,
+  eventsOf,
+  kubectl,
+  kubectlOk,
+  samples,
+  testOperator,
+  type TestOperator,
+} from '../testing/cluster.js';
+import { AGENT_DEPLOYMENT_DEFAULTS } from './agentpool.deployment.js';
 
 /** Nothing listens there: the runtime is unreachable, so pool load stays unset. */
 const NO_RUNTIME = '127.0.0.1:1';
@@ -26,7 +37,8 @@ describe('AgentPool controller', () => {
   const topics = new KafkaPoolTopics({ brokers: infra().kafka.brokers });
   const kafka = new Kafka({ clientId: 'troupe-operator-test', brokers: infra().kafka.brokers, logLevel: logLevel.NOTHING }).admin();
   const partitions = async (topic: string) => (await kafka.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
-  const deployment = (name: string) => kubectlOk(['get', 'deployment', name, '-n', namespace, '-o', 'json']).then((json) => JSON.parse(json) as Deployment);
+  const deployment = (name: string) =>
+    kubectlOk(['get', 'deployment', name, '-n', namespace, '-o', 'json']).then((json) => JSON.parse(json) as Deployment);
 
   beforeAll(async () => {
     await ensureCrds();
@@ -34,7 +46,7 @@ describe('AgentPool controller', () => {
     namespace = await createNamespace('pools');
     operator = testOperator(namespace, runtime, {
       topics,
-      deployment: { image: IMAGE, imagePullPolicy: 'IfNotPresent', kafkaBrokers: infra().kafka.brokers, healthPort: 8080 },
+      deployment: { ...AGENT_DEPLOYMENT_DEFAULTS, image: IMAGE, kafkaBrokers: infra().kafka.brokers },
     });
     await kubectlOk(['apply', '-f', '-'], samples(namespace, ['provider', 'pools']));
   });
@@ -50,12 +62,18 @@ describe('AgentPool controller', () => {
 
   it('runs every sample pool as a Deployment of the runtime image, owned by the pool, with a topic of its own', async () => {
     for (const name of ['pm', 'architect', 'developers', 'qa', 'devops', 'writer']) {
-      await expect.poll(() => kubectl(['get', 'deployment', name, '-n', namespace]).then((result) => result.code), { timeout: 30_000 }).toBe(0);
+      await expect
+        .poll(() => kubectl(['get', 'deployment', name, '-n', namespace]).then((result) => result.code), { timeout: 30_000 })
+        .toBe(0);
     }
     const developers = await deployment('developers');
-    const pool = JSON.parse(await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '-o', 'json'])) as { metadata: { uid: string } };
+    const pool = JSON.parse(await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '-o', 'json'])) as {
+      metadata: { uid: string };
+    };
     expect(developers.spec.replicas).toBe(2);
-    expect(developers.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'AgentPool', name: 'developers', uid: pool.metadata.uid, controller: true })]);
+    expect(developers.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'AgentPool', name: 'developers', uid: pool.metadata.uid, controller: true }),
+    ]);
     const container = developers.spec.template.spec?.containers[0];
     expect(container?.image).toBe(IMAGE);
     expect(container?.resources).toEqual({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '1Gi' } });
@@ -69,15 +87,27 @@ describe('AgentPool controller', () => {
     );
     await expect.poll(() => partitions(poolTopic(namespace, 'developers')), { timeout: 30_000 }).toBe(4);
     expect(await eventsOf(namespace, 'AgentPool', 'developers')).toEqual(
-      expect.arrayContaining(['DeploymentCreated: created Deployment developers with 2 replicas', `TopicCreated: created Kafka topic ${poolTopic(namespace, 'developers')} with 4 partitions`]),
+      expect.arrayContaining([
+        'DeploymentCreated: created Deployment developers with 2 replicas',
+        `TopicCreated: created Kafka topic ${poolTopic(namespace, 'developers')} with 4 partitions`,
+      ]),
     );
   });
 
   it('reports the selector for the scale subresource, and no load while the runtime is unreachable', async () => {
     await kubectlOk(['wait', '-n', namespace, '--for=jsonpath={.status.selector}', 'agentpool/developers', '--timeout=30s']);
-    const scale = JSON.parse(await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '--subresource=scale', '-o', 'json'])) as { spec: { replicas: number }; status: { selector: string } };
-    expect(scale).toMatchObject({ spec: { replicas: 2 }, status: { selector: 'app.kubernetes.io/name=troupe-agent,troupe.dev/pool=developers' } });
-    const status = JSON.parse(await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '-o', 'jsonpath={.status}'])) as Record<string, unknown>;
+    const scale = JSON.parse(await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '--subresource=scale', '-o', 'json'])) as {
+      spec: { replicas: number };
+      status: { selector: string };
+    };
+    expect(scale).toMatchObject({
+      spec: { replicas: 2 },
+      status: { selector: 'app.kubernetes.io/name=troupe-agent,troupe.dev/pool=developers' },
+    });
+    const status = JSON.parse(await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '-o', 'jsonpath={.status}'])) as Record<
+      string,
+      unknown
+    >;
     expect(status).not.toHaveProperty('busy');
     expect(status).not.toHaveProperty('queueDepth');
   });
@@ -86,20 +116,39 @@ describe('AgentPool controller', () => {
     await kubectlOk(['scale', 'agentpool/developers', '-n', namespace, '--replicas=5']);
     await expect.poll(async () => (await deployment('developers')).spec.replicas, { timeout: 30_000 }).toBe(5);
     await expect.poll(() => partitions(poolTopic(namespace, 'developers')), { timeout: 30_000 }).toBe(10);
-    expect(await eventsOf(namespace, 'AgentPool', 'developers')).toContain('DeploymentUpdated: scaled Deployment developers from 2 to 5 replicas');
+    expect(await eventsOf(namespace, 'AgentPool', 'developers')).toContain(
+      'DeploymentUpdated: scaled Deployment developers from 2 to 5 replicas',
+    );
   });
 
   it('is Ready once the Deployment reports its replicas ready (status written here, as there is no kubelet)', async () => {
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready=false', 'agentpool/developers', '--timeout=30s']);
-    await adminClient().patch(Deployments, namespace, 'developers', { status: { replicas: 5, readyReplicas: 5, updatedReplicas: 5, availableReplicas: 5 } }, { strategy: 'merge', subresource: 'status' });
+    await adminClient().patch(
+      Deployments,
+      namespace,
+      'developers',
+      { status: { replicas: 5, readyReplicas: 5, updatedReplicas: 5, availableReplicas: 5 } },
+      { strategy: 'merge', subresource: 'status' },
+    );
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', 'agentpool/developers', '--timeout=30s']);
-    const columns = await kubectlOk(['get', 'agentpool', 'developers', '-n', namespace, '--no-headers', '-o', 'custom-columns=REPLICAS:.status.replicas,READY:.status.readyReplicas']);
+    const columns = await kubectlOk([
+      'get',
+      'agentpool',
+      'developers',
+      '-n',
+      namespace,
+      '--no-headers',
+      '-o',
+      'custom-columns=REPLICAS:.status.replicas,READY:.status.readyReplicas',
+    ]);
     expect(columns.trim().split(/\s+/)).toEqual(['5', '5']);
   });
 
-  it('leaves alone a Deployment it does not own that has a pool\'s name, and says so', async () => {
+  it("leaves alone a Deployment it does not own that has a pool's name, and says so", async () => {
     await kubectlOk(['create', 'deployment', 'reviewers', '-n', namespace, '--image=nginx:1.27', '--replicas=1']);
-    await kubectlOk(['apply', '-n', namespace, '-f', '-'], `apiVersion: troupe.dev/v1alpha1
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
 kind: AgentPool
 metadata:
   name: reviewers
@@ -107,12 +156,21 @@ spec:
   role: qa
   replicas: 3
   model: { provider: simulated, name: sim-large }
-`);
+`,
+    );
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready=false', 'agentpool/reviewers', '--timeout=30s']);
-    await expect.poll(() => kubectlOk(['get', 'agentpool', 'reviewers', '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']), { timeout: 30_000 }).toBe('DeploymentNotOwned');
+    await expect
+      .poll(
+        () =>
+          kubectlOk(['get', 'agentpool', 'reviewers', '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']),
+        { timeout: 30_000 },
+      )
+      .toBe('DeploymentNotOwned');
     const foreign = await deployment('reviewers');
     expect(foreign.spec.replicas).toBe(1);
     expect(foreign.spec.template.spec?.containers[0]?.image).toBe('nginx:1.27');
-    expect(await eventsOf(namespace, 'AgentPool', 'reviewers')).toContain('DeploymentNotOwned: Deployment reviewers exists and is not controlled by this AgentPool');
+    expect(await eventsOf(namespace, 'AgentPool', 'reviewers')).toContain(
+      'DeploymentNotOwned: Deployment reviewers exists and is not controlled by this AgentPool',
+    );
   });
 });

@@ -3,10 +3,13 @@
  * `desiredDeployment`, applied server-side, owned by the pool), keeps the pool's Kafka topic
  * with enough partitions for its replicas, and reports status from the Deployment (replicas,
  * readiness, the selector HPAs scale by) and from the runtime (busy, queue depth, tokens, cost).
+ * In embedded mode (no kubelet) it runs each pool inside the runtime instead (`runtimePools`),
+ * and replicas and readiness come from the runtime's ListPools.
  */
 import type { PoolStatus } from '@troupe/proto';
 import { AgentPools, type AgentPool, type AgentPoolStatus } from '../api/v1alpha1/agentpool.types.js';
 import { ModelProviders, type ModelProvider } from '../api/v1alpha1/modelprovider.types.js';
+import type { RuntimePools } from '../clients/pools.js';
 import { poolTopic, type PoolTopics } from '../clients/topics.js';
 import { OperatorError, OperatorErrorCode, TerminalError, toError } from '../errors.js';
 import type { Controller, Reconciler, ReconcileResult } from '../kube/controller.js';
@@ -15,7 +18,13 @@ import type { Informer } from '../kube/informer.js';
 import type { Manager } from '../kube/manager.js';
 import { Deployments } from '../kube/resources.js';
 import { keyOf, splitKey, type Condition, type Deployment, type ObjectKey } from '../kube/types.js';
-import { MANAGED_BY_SELECTOR, desiredDeployment, deploymentName, selectorString, type AgentDeploymentSettings } from './agentpool.deployment.js';
+import {
+  MANAGED_BY_SELECTOR,
+  desiredDeployment,
+  deploymentName,
+  selectorString,
+  type AgentDeploymentSettings,
+} from './agentpool.deployment.js';
 import { ConditionType, PoolReason, findCondition, setCondition, type DesiredCondition } from './conditions.js';
 import type { PoolMetrics } from './pool-metrics.js';
 import { updateStatus } from './status.js';
@@ -43,35 +52,87 @@ export interface PoolProblems {
   provider?: string;
 }
 
+/** Where a pool's replicas run, as its status reports them: a Deployment, or the runtime itself. */
+export interface PoolWorkload {
+  /** Replicas that exist. */
+  replicas: number;
+  ready: number;
+  /** Why the workload is failing, when it says so. */
+  failure?: string;
+}
+
 /**
  * The pool's status from its Deployment, the problems found while reconciling and, when the
  * runtime answered, its load. Load fields stay as they were when `load` is undefined.
  */
-export function poolStatus(pool: AgentPool, deployment: Deployment | undefined, problems: PoolProblems, load: PoolStatus | undefined, now: Date): AgentPoolStatus {
+export function poolStatus(
+  pool: AgentPool,
+  deployment: Deployment | undefined,
+  problems: PoolProblems,
+  load: PoolStatus | undefined,
+  now: Date,
+): AgentPoolStatus {
+  const failure = deploymentFailure(deployment);
+  const workload: PoolWorkload = { replicas: deployment?.status?.replicas ?? 0, ready: deployment?.status?.readyReplicas ?? 0 };
+  return workloadStatus(pool, failure === undefined ? workload : { ...workload, failure }, problems, load, now);
+}
+
+/** The pool's status from wherever its replicas run (see `poolStatus`). */
+export function workloadStatus(
+  pool: AgentPool,
+  workload: PoolWorkload,
+  problems: PoolProblems,
+  load: PoolStatus | undefined,
+  now: Date,
+): AgentPoolStatus {
   const observedGeneration = pool.metadata.generation;
   const desired = pool.spec.replicas ?? 1;
-  const ready = deployment?.status?.readyReplicas ?? 0;
+  const ready = workload.ready;
   const readiness: DesiredCondition =
     desired === 0
       ? { type: ConditionType.Ready, status: 'True', reason: PoolReason.ScaledToZero, message: 'spec.replicas is 0', observedGeneration }
       : ready >= desired
-        ? { type: ConditionType.Ready, status: 'True', reason: PoolReason.ReplicasReady, message: `${ready}/${desired} replicas ready`, observedGeneration }
-        : { type: ConditionType.Ready, status: 'False', reason: PoolReason.ReplicasNotReady, message: `${ready}/${desired} replicas ready`, observedGeneration };
-  const failing = deploymentFailure(deployment);
+        ? {
+            type: ConditionType.Ready,
+            status: 'True',
+            reason: PoolReason.ReplicasReady,
+            message: `${ready}/${desired} replicas ready`,
+            observedGeneration,
+          }
+        : {
+            type: ConditionType.Ready,
+            status: 'False',
+            reason: PoolReason.ReplicasNotReady,
+            message: `${ready}/${desired} replicas ready`,
+            observedGeneration,
+          };
+  const failing = workload.failure;
   const degraded: DesiredCondition =
     failing !== undefined
       ? { type: ConditionType.Degraded, status: 'True', reason: PoolReason.DeploymentFailing, message: failing, observedGeneration }
       : problems.topic !== undefined
         ? { type: ConditionType.Degraded, status: 'True', reason: PoolReason.TopicUnavailable, message: problems.topic, observedGeneration }
         : problems.provider !== undefined
-          ? { type: ConditionType.Degraded, status: 'True', reason: PoolReason.ProviderNotReady, message: problems.provider, observedGeneration }
-          : { type: ConditionType.Degraded, status: 'False', reason: PoolReason.AsExpected, message: 'no problems found', observedGeneration };
+          ? {
+              type: ConditionType.Degraded,
+              status: 'True',
+              reason: PoolReason.ProviderNotReady,
+              message: problems.provider,
+              observedGeneration,
+            }
+          : {
+              type: ConditionType.Degraded,
+              status: 'False',
+              reason: PoolReason.AsExpected,
+              message: 'no problems found',
+              observedGeneration,
+            };
   let conditions: Condition[] = setCondition(pool.status?.conditions, readiness, now);
   conditions = setCondition(conditions, degraded, now);
   return {
     ...pool.status,
     observedGeneration,
-    replicas: deployment?.status?.replicas ?? 0,
+    replicas: workload.replicas,
     readyReplicas: ready,
     selector: selectorString(pool),
     ...(load === undefined ? {} : { busy: load.busy, queueDepth: load.queueDepth, tokens: load.tokens, costUSD: load.costUsd }),
@@ -84,12 +145,19 @@ function deploymentFailure(deployment: Deployment | undefined): string | undefin
   const conditions = deployment?.status?.conditions ?? [];
   const failure = conditions.find((condition) => condition.type === 'ReplicaFailure' && condition.status === 'True');
   if (failure !== undefined) return `Deployment: ${failure.message ?? failure.reason ?? 'ReplicaFailure'}`;
-  const stalled = conditions.find((condition) => condition.type === 'Progressing' && condition.status === 'False' && condition.reason === 'ProgressDeadlineExceeded');
+  const stalled = conditions.find(
+    (condition) => condition.type === 'Progressing' && condition.status === 'False' && condition.reason === 'ProgressDeadlineExceeded',
+  );
   return stalled === undefined ? undefined : `Deployment: ${stalled.message ?? 'progress deadline exceeded'}`;
 }
 
 export interface AgentPoolReconcilerOptions {
   deployment: AgentDeploymentSettings;
+  /**
+   * Runs pools inside the runtime instead of as Deployments (embedded mode, where no kubelet
+   * runs pods); `deployment` is then unused and no Deployment is read or written.
+   */
+  runtimePools?: RuntimePools;
   /** Manages the pool topics; without it (no Kafka, e.g. embedded mode) topics are left alone. */
   topics?: PoolTopics;
   sizing: TopicSizing;
@@ -98,7 +166,8 @@ export interface AgentPoolReconcilerOptions {
 
 export class AgentPoolReconciler implements Reconciler {
   private readonly pools: Informer<AgentPool>;
-  private readonly deployments: Informer<Deployment>;
+  /** Unset when pools run in the runtime. */
+  private readonly deployments: Informer<Deployment> | undefined;
   private readonly providers: Informer<ModelProvider>;
   private readonly events: KindRecorder;
 
@@ -107,7 +176,8 @@ export class AgentPoolReconciler implements Reconciler {
     private readonly options: AgentPoolReconcilerOptions,
   ) {
     this.pools = manager.informer(AgentPools);
-    this.deployments = manager.informer(Deployments, { labelSelector: MANAGED_BY_SELECTOR });
+    this.deployments =
+      options.runtimePools === undefined ? manager.informer(Deployments, { labelSelector: MANAGED_BY_SELECTOR }) : undefined;
     this.providers = manager.informer(ModelProviders);
     this.events = manager.eventsFor(AgentPools);
   }
@@ -115,25 +185,45 @@ export class AgentPoolReconciler implements Reconciler {
   async reconcile(key: ObjectKey): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const pool = this.pools.get(namespace, name);
+    if (this.deployments === undefined) return this.reconcileInRuntime(key, pool, this.options.runtimePools as RuntimePools);
     // A deleted pool's Deployment goes with it: the garbage collector follows the owner reference.
     if (pool === undefined || pool.metadata.deletionTimestamp !== undefined) return {};
     const { client } = this.manager;
     const now = new Date(this.manager.options.clock.now());
 
     // Only Deployments this operator labels are cached; one it did not make may still hold the name.
-    const existing = this.deployments.get(namespace, deploymentName(pool)) ?? (await client.get(Deployments, namespace, deploymentName(pool)));
+    const existing =
+      this.deployments.get(namespace, deploymentName(pool)) ?? (await client.get(Deployments, namespace, deploymentName(pool)));
     if (existing !== undefined && !controlledBy(existing, pool)) {
       const message = `Deployment ${deploymentName(pool)} exists and is not controlled by this AgentPool`;
-      const conditions = setCondition(pool.status?.conditions, { type: ConditionType.Ready, status: 'False', reason: PoolReason.DeploymentNotOwned, message, observedGeneration: pool.metadata.generation }, now);
+      const conditions = setCondition(
+        pool.status?.conditions,
+        {
+          type: ConditionType.Ready,
+          status: 'False',
+          reason: PoolReason.DeploymentNotOwned,
+          message,
+          observedGeneration: pool.metadata.generation,
+        },
+        now,
+      );
       await updateStatus(client, AgentPools, pool, { ...pool.status, observedGeneration: pool.metadata.generation, conditions });
       throw new TerminalError(PoolReason.DeploymentNotOwned, message);
     }
     const desired = desiredDeployment(pool, this.options.deployment);
     const applied = await client.apply(Deployments, desired);
     if (existing === undefined) {
-      this.events.normal(pool, PoolReason.DeploymentCreated, `created Deployment ${desired.metadata.name} with ${desired.spec.replicas} replicas`);
+      this.events.normal(
+        pool,
+        PoolReason.DeploymentCreated,
+        `created Deployment ${desired.metadata.name} with ${desired.spec.replicas} replicas`,
+      );
     } else if (existing.spec.replicas !== applied.spec.replicas) {
-      this.events.normal(pool, PoolReason.DeploymentUpdated, `scaled Deployment ${desired.metadata.name} from ${existing.spec.replicas} to ${applied.spec.replicas} replicas`);
+      this.events.normal(
+        pool,
+        PoolReason.DeploymentUpdated,
+        `scaled Deployment ${desired.metadata.name} from ${existing.spec.replicas} to ${applied.spec.replicas} replicas`,
+      );
     }
 
     const problems: PoolProblems = { provider: this.providerProblem(pool) };
@@ -143,10 +233,14 @@ export class AgentPoolReconciler implements Reconciler {
       const partitions = topicPartitions(pool.spec.replicas ?? 1, this.options.sizing);
       try {
         const change = await this.options.topics.ensure(topic, partitions);
-        if (change === 'created') this.events.normal(pool, PoolReason.TopicCreated, `created Kafka topic ${topic} with ${partitions} partitions`);
+        if (change === 'created')
+          this.events.normal(pool, PoolReason.TopicCreated, `created Kafka topic ${topic} with ${partitions} partitions`);
         if (change === 'grown') this.events.normal(pool, PoolReason.TopicGrown, `grew Kafka topic ${topic} to ${partitions} partitions`);
       } catch (error) {
-        topicError = error instanceof OperatorError ? error : new OperatorError(OperatorErrorCode.KafkaUnavailable, toError(error).message, { retriable: true, cause: error });
+        topicError =
+          error instanceof OperatorError
+            ? error
+            : new OperatorError(OperatorErrorCode.KafkaUnavailable, toError(error).message, { retriable: true, cause: error });
         problems.topic = topicError.message;
       }
     }
@@ -155,9 +249,59 @@ export class AgentPoolReconciler implements Reconciler {
     const status = poolStatus(pool, applied, problems, this.options.metrics.get(key), now);
     await updateStatus(client, AgentPools, pool, status);
     const degraded = findCondition(status.conditions, ConditionType.Degraded);
-    if (degraded?.status === 'True' && (previous?.status !== 'True' || previous.reason !== degraded.reason)) this.events.warning(pool, degraded.reason, degraded.message);
+    if (degraded?.status === 'True' && (previous?.status !== 'True' || previous.reason !== degraded.reason))
+      this.events.warning(pool, degraded.reason, degraded.message);
     // Written down first, so that `kubectl describe` shows why; the retry comes with backoff.
     if (topicError !== undefined) throw topicError;
+    return {};
+  }
+
+  /** Embedded mode: the pool runs in the runtime's process, and its replicas and readiness are the runtime's. */
+  private async reconcileInRuntime(key: ObjectKey, pool: AgentPool | undefined, runtime: RuntimePools): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    // Nothing garbage-collects a pool in the runtime: the resource going is the signal to stop it.
+    if (pool === undefined || pool.metadata.deletionTimestamp !== undefined) {
+      await runtime.remove(namespace, name);
+      return {};
+    }
+    const change = await runtime.apply(pool);
+    if (change === 'started') this.events.normal(pool, PoolReason.RuntimePoolStarted, 'started the pool in the runtime');
+    if (change === 'updated')
+      this.events.normal(
+        pool,
+        PoolReason.RuntimePoolUpdated,
+        `gave the pool in the runtime generation ${pool.metadata.generation ?? 0} of its spec`,
+      );
+    const desired = pool.spec.replicas ?? 1;
+    const load = this.options.metrics.get(key);
+    // ListPools is polled: until it reports the new count, ScalePool goes again under the same id, which changes nothing.
+    if (load?.replicas !== desired) {
+      await runtime.scale(`scale/${pool.metadata.uid ?? key}/${pool.metadata.generation ?? 0}`, {
+        namespace,
+        pool: name,
+        replicas: desired,
+      });
+      if (load !== undefined && pool.status?.observedGeneration !== pool.metadata.generation) {
+        this.events.normal(
+          pool,
+          PoolReason.RuntimePoolScaled,
+          `scaled the pool in the runtime from ${load.replicas} to ${desired} replicas`,
+        );
+      }
+    }
+    const previous = findCondition(pool.status?.conditions, ConditionType.Degraded);
+    const workload: PoolWorkload = { replicas: load?.replicas ?? 0, ready: load?.ready ?? 0 };
+    const status = workloadStatus(
+      pool,
+      workload,
+      { provider: this.providerProblem(pool) },
+      load,
+      new Date(this.manager.options.clock.now()),
+    );
+    await updateStatus(this.manager.client, AgentPools, pool, status);
+    const degraded = findCondition(status.conditions, ConditionType.Degraded);
+    if (degraded?.status === 'True' && (previous?.status !== 'True' || previous.reason !== degraded.reason))
+      this.events.warning(pool, degraded.reason, degraded.message);
     return {};
   }
 
@@ -165,23 +309,24 @@ export class AgentPoolReconciler implements Reconciler {
     const provider = this.providers.get(pool.metadata.namespace ?? '', pool.spec.model.provider);
     if (provider === undefined) return `ModelProvider ${pool.spec.model.provider} not found`;
     const ready = findCondition(provider.status?.conditions, ConditionType.Ready);
-    return ready?.status === 'True' ? undefined : `ModelProvider ${pool.spec.model.provider} is not Ready${ready ? `: ${ready.message}` : ''}`;
+    return ready?.status === 'True'
+      ? undefined
+      : `ModelProvider ${pool.spec.model.provider} is not Ready${ready ? `: ${ready.message}` : ''}`;
   }
 
   /**
-   * Reconciles pools on their own changes, on changes of their Deployments and ModelProviders,
-   * and when the runtime reports new load.
+   * Reconciles pools on their own changes, on changes of their Deployments (when they have
+   * them) and ModelProviders, and when the runtime reports new load.
    */
   setupWithManager(manager: Manager): Controller<AgentPool> {
-    return manager
-      .controller({ name: 'agentpool', primary: this.pools, reconciler: this, recorder: this.events })
-      .owns(this.deployments, AgentPools.kind)
-      .watches(this.providers, (provider) =>
-        this.pools
-          .list(provider.metadata.namespace ?? '')
-          .filter((pool) => pool.spec.model.provider === provider.metadata.name)
-          .map(keyOf),
-      );
+    const controller = manager.controller({ name: 'agentpool', primary: this.pools, reconciler: this, recorder: this.events });
+    if (this.deployments !== undefined) controller.owns(this.deployments, AgentPools.kind);
+    return controller.watches(this.providers, (provider) =>
+      this.pools
+        .list(provider.metadata.namespace ?? '')
+        .filter((pool) => pool.spec.model.provider === provider.metadata.name)
+        .map(keyOf),
+    );
   }
 }
 

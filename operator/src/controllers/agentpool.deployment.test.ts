@@ -17,7 +17,15 @@ function pool(spec: Partial<AgentPool['spec']> = {}, name = 'developers'): Agent
   };
 }
 
-const SETTINGS = { ...AGENT_DEPLOYMENT_DEFAULTS, image: 'registry.local/troupe-runtime:1.2.3', kafkaBrokers: ['kafka-0:9092', 'kafka-1:9092'] };
+const SETTINGS = {
+  ...AGENT_DEPLOYMENT_DEFAULTS,
+  image: 'registry.local/troupe-runtime:1.2.3',
+  kafkaBrokers: ['kafka-0:9092', 'kafka-1:9092'],
+  cassandraContactPoints: ['cassandra-0.cassandra', 'cassandra-1.cassandra'],
+  cassandraDatacenter: 'dc1',
+  redisUrl: 'redis://redis:6379',
+  healthPort: 8081,
+};
 
 function env(deployment: Deployment): Record<string, unknown> {
   const container = deployment.spec.template.spec?.containers[0];
@@ -25,9 +33,14 @@ function env(deployment: Deployment): Record<string, unknown> {
 }
 
 describe('desiredDeployment', () => {
-  it('runs the pool as the runtime image with its model, concurrency, limits and brokers in the environment', () => {
+  it('runs the pool as the runtime image with its model, concurrency, limits, Kafka, Cassandra and Redis in the environment', () => {
     const deployment = desiredDeployment(
-      pool({ model: { provider: 'openai', name: 'gpt-4.1-mini', temperature: 0.2, maxOutputTokens: 4096 }, concurrency: 8, rateLimit: { requestsPerMinute: 600, tokensPerMinute: 2_000_000 }, systemPrompt: 'Write code.' }),
+      pool({
+        model: { provider: 'openai', name: 'gpt-4.1-mini', temperature: 0.2, maxOutputTokens: 4096 },
+        concurrency: 8,
+        rateLimit: { requestsPerMinute: 600, tokensPerMinute: 2_000_000 },
+        systemPrompt: 'Write code.',
+      }),
       SETTINGS,
     );
     expect(deployment.spec.template.spec?.containers[0]?.image).toBe('registry.local/troupe-runtime:1.2.3');
@@ -45,15 +58,33 @@ describe('desiredDeployment', () => {
       TROUPE_RATE_LIMIT_TPM: '2000000',
       TROUPE_SYSTEM_PROMPT: 'Write code.',
       TROUPE_KAFKA_BROKERS: 'kafka-0:9092,kafka-1:9092',
+      TROUPE_CASSANDRA_CONTACT_POINTS: 'cassandra-0.cassandra,cassandra-1.cassandra',
+      TROUPE_CASSANDRA_DATACENTER: 'dc1',
+      TROUPE_CASSANDRA_KEYSPACE: 'troupe',
+      TROUPE_REDIS_URL: 'redis://redis:6379',
+      TROUPE_HTTP_PORT: '8081',
     });
+    expect(deployment.spec.template.spec?.containers[0]?.ports).toEqual([{ name: 'http', containerPort: 8081 }]);
   });
 
   it('leaves out what the pool does not set, and takes a prompt from its ConfigMap by reference', () => {
-    const deployment = desiredDeployment(pool({ promptRef: { configMapKeyRef: { name: 'prompts', key: 'developer.md' } } }), { ...SETTINGS, kafkaBrokers: [] });
+    const deployment = desiredDeployment(pool({ promptRef: { configMapKeyRef: { name: 'prompts', key: 'developer.md' } } }), {
+      ...SETTINGS,
+      kafkaBrokers: [],
+      cassandraContactPoints: [],
+      redisUrl: '',
+    });
     const variables = env(deployment);
     expect(variables.TROUPE_SYSTEM_PROMPT).toEqual({ configMapKeyRef: { name: 'prompts', key: 'developer.md' } });
     expect(variables.TROUPE_CONCURRENCY).toBe('4');
-    for (const absent of ['TROUPE_MODEL_TEMPERATURE', 'TROUPE_RATE_LIMIT_RPM', 'TROUPE_KAFKA_BROKERS']) expect(variables).not.toHaveProperty(absent);
+    for (const absent of [
+      'TROUPE_MODEL_TEMPERATURE',
+      'TROUPE_RATE_LIMIT_RPM',
+      'TROUPE_KAFKA_BROKERS',
+      'TROUPE_CASSANDRA_CONTACT_POINTS',
+      'TROUPE_REDIS_URL',
+    ])
+      expect(variables).not.toHaveProperty(absent);
   });
 
   it('takes replicas and resources from the spec, one replica when unset', () => {
@@ -67,7 +98,14 @@ describe('desiredDeployment', () => {
 
   it('is owned by the pool, so that deleting the pool deletes it', () => {
     expect(desiredDeployment(pool(), SETTINGS).metadata.ownerReferences).toEqual([
-      { apiVersion: 'troupe.dev/v1alpha1', kind: 'AgentPool', name: 'developers', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+      {
+        apiVersion: 'troupe.dev/v1alpha1',
+        kind: 'AgentPool',
+        name: 'developers',
+        uid: 'uid-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
     ]);
   });
 
@@ -96,10 +134,29 @@ describe('poolStatus', () => {
 
   it('is Ready when the Deployment has as many ready replicas as the pool wants', () => {
     const status = poolStatus(pool({ replicas: 2 }), deployment({ replicas: 2, readyReplicas: 2 }), {}, undefined, NOW);
-    expect(status).toMatchObject({ replicas: 2, readyReplicas: 2, observedGeneration: 3, selector: 'app.kubernetes.io/name=troupe-agent,troupe.dev/pool=developers' });
+    expect(status).toMatchObject({
+      replicas: 2,
+      readyReplicas: 2,
+      observedGeneration: 3,
+      selector: 'app.kubernetes.io/name=troupe-agent,troupe.dev/pool=developers',
+    });
     expect(status.conditions).toEqual([
-      { type: 'Ready', status: 'True', reason: 'ReplicasReady', message: '2/2 replicas ready', observedGeneration: 3, lastTransitionTime: '2026-11-25T10:00:00Z' },
-      { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems found', observedGeneration: 3, lastTransitionTime: '2026-11-25T10:00:00Z' },
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'ReplicasReady',
+        message: '2/2 replicas ready',
+        observedGeneration: 3,
+        lastTransitionTime: '2026-11-25T10:00:00Z',
+      },
+      {
+        type: 'Degraded',
+        status: 'False',
+        reason: 'AsExpected',
+        message: 'no problems found',
+        observedGeneration: 3,
+        lastTransitionTime: '2026-11-25T10:00:00Z',
+      },
     ]);
   });
 
@@ -111,10 +168,21 @@ describe('poolStatus', () => {
   });
 
   it('is Degraded, with the reason, when the Deployment fails, the topic cannot be made or the provider is not Ready', () => {
-    const failing = deployment({ conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: 'quota exceeded' }] });
-    expect(poolStatus(pool(), failing, {}, undefined, NOW).conditions?.[1]).toMatchObject({ status: 'True', reason: 'DeploymentFailing', message: 'Deployment: quota exceeded' });
-    expect(poolStatus(pool(), deployment({}), { topic: 'broker down' }, undefined, NOW).conditions?.[1]).toMatchObject({ status: 'True', reason: 'TopicUnavailable' });
-    expect(poolStatus(pool(), deployment({}), { provider: 'ModelProvider openai not found' }, undefined, NOW).conditions?.[1]).toMatchObject({ status: 'True', reason: 'ProviderNotReady' });
+    const failing = deployment({
+      conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: 'quota exceeded' }],
+    });
+    expect(poolStatus(pool(), failing, {}, undefined, NOW).conditions?.[1]).toMatchObject({
+      status: 'True',
+      reason: 'DeploymentFailing',
+      message: 'Deployment: quota exceeded',
+    });
+    expect(poolStatus(pool(), deployment({}), { topic: 'broker down' }, undefined, NOW).conditions?.[1]).toMatchObject({
+      status: 'True',
+      reason: 'TopicUnavailable',
+    });
+    expect(
+      poolStatus(pool(), deployment({}), { provider: 'ModelProvider openai not found' }, undefined, NOW).conditions?.[1],
+    ).toMatchObject({ status: 'True', reason: 'ProviderNotReady' });
   });
 
   it('takes load from the runtime, and keeps the last load written when the runtime did not answer', () => {
@@ -125,10 +193,20 @@ describe('poolStatus', () => {
     expect(later).toMatchObject({ busy: 5, queueDepth: 12, tokens: 9_000, costUSD: 0.42, replicas: 1 });
   });
 
-  it('keeps a condition\'s transition time while its status holds', () => {
+  it("keeps a condition's transition time while its status holds", () => {
     const first = poolStatus(pool({ replicas: 2 }), deployment({ readyReplicas: 0 }), {}, undefined, NOW);
-    const later = poolStatus({ ...pool({ replicas: 2 }), status: first }, deployment({ readyReplicas: 1 }), {}, undefined, new Date('2026-11-25T11:00:00Z'));
-    expect(later.conditions?.[0]).toMatchObject({ status: 'False', message: '1/2 replicas ready', lastTransitionTime: '2026-11-25T10:00:00Z' });
+    const later = poolStatus(
+      { ...pool({ replicas: 2 }), status: first },
+      deployment({ readyReplicas: 1 }),
+      {},
+      undefined,
+      new Date('2026-11-25T11:00:00Z'),
+    );
+    expect(later.conditions?.[0]).toMatchObject({
+      status: 'False',
+      message: '1/2 replicas ready',
+      lastTransitionTime: '2026-11-25T10:00:00Z',
+    });
   });
 });
 

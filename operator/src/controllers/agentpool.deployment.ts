@@ -17,7 +17,14 @@ export interface AgentDeploymentSettings {
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** Kafka bootstrap brokers the pods consume the pool topic from; empty for none. */
   kafkaBrokers: readonly string[];
-  /** Port of the pods' /healthz and /readyz. */
+  /** Cassandra nodes the pods keep actor state in (the LLM call journal); empty for none. */
+  cassandraContactPoints: readonly string[];
+  /** The Cassandra data center the pods run in. */
+  cassandraDatacenter: string;
+  cassandraKeyspace: string;
+  /** The Redis the pods share rate limits and the response cache through; empty for none. */
+  redisUrl: string;
+  /** Port of the pods' /healthz, /readyz and /metrics. */
   healthPort: number;
 }
 
@@ -25,6 +32,10 @@ export const AGENT_DEPLOYMENT_DEFAULTS = {
   image: 'ghcr.io/troupe-dev/troupe-runtime:0.1.0',
   imagePullPolicy: 'IfNotPresent',
   kafkaBrokers: [],
+  cassandraContactPoints: [],
+  cassandraDatacenter: 'datacenter1',
+  cassandraKeyspace: 'troupe',
+  redisUrl: '',
   healthPort: 8080,
 } as const satisfies AgentDeploymentSettings;
 
@@ -94,6 +105,16 @@ export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSett
     ...optional('TROUPE_RATE_LIMIT_TPM', spec.rateLimit?.tokensPerMinute),
     ...systemPrompt(pool),
     ...(settings.kafkaBrokers.length > 0 ? [{ name: 'TROUPE_KAFKA_BROKERS', value: settings.kafkaBrokers.join(',') }] : []),
+    ...(settings.cassandraContactPoints.length > 0
+      ? [
+          { name: 'TROUPE_CASSANDRA_CONTACT_POINTS', value: settings.cassandraContactPoints.join(',') },
+          { name: 'TROUPE_CASSANDRA_DATACENTER', value: settings.cassandraDatacenter },
+          { name: 'TROUPE_CASSANDRA_KEYSPACE', value: settings.cassandraKeyspace },
+        ]
+      : []),
+    ...(settings.redisUrl === '' ? [] : [{ name: 'TROUPE_REDIS_URL', value: settings.redisUrl }]),
+    // The runtime serves its probes and metrics where the probes below look.
+    { name: 'TROUPE_HTTP_PORT', value: String(settings.healthPort) },
   ];
   const container: V1Container = {
     name: 'agent',

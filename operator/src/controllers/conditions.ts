@@ -40,6 +40,10 @@ export const PoolReason = {
   DeploymentUpdated: 'DeploymentUpdated',
   TopicCreated: 'TopicCreated',
   TopicGrown: 'TopicGrown',
+  /** Events of embedded mode, where pools run inside the runtime. */
+  RuntimePoolStarted: 'RuntimePoolStarted',
+  RuntimePoolUpdated: 'RuntimePoolUpdated',
+  RuntimePoolScaled: 'RuntimePoolScaled',
 } as const;
 
 /** ModelProvider reasons. */

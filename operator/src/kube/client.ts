@@ -33,8 +33,7 @@ export function apiVersionOf(type: ResourceType<KubeObject>): string {
 
 /** One event of a watch stream; ERROR carries a metav1.Status (410 Gone among others). */
 export type WatchEvent<T extends KubeObject> =
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T }
-  | { type: 'ERROR'; object: ApiStatus };
+  { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T } | { type: 'ERROR'; object: ApiStatus };
 
 /** metav1.Status, what the API server answers failures with. */
 export interface ApiStatus {
@@ -146,7 +145,8 @@ export class KubeClient {
 
   /** PUT: fails with Conflict when `object.metadata.resourceVersion` is not the stored one. */
   replace<T extends KubeObject>(type: ResourceType<T>, object: T): Promise<T> {
-    const path = objectPath(type, object.metadata.namespace ?? '', object.metadata.name) + search({ fieldManager: this.options.fieldManager });
+    const path =
+      objectPath(type, object.metadata.namespace ?? '', object.metadata.name) + search({ fieldManager: this.options.fieldManager });
     this.audit('update', type, { namespace: object.metadata.namespace, name: object.metadata.name });
     return this.json<T>('PUT', path, { body: { apiVersion: apiVersionOf(type), kind: type.kind, ...object } });
   }
@@ -160,7 +160,7 @@ export class KubeClient {
     namespace: string,
     name: string,
     patch: unknown,
-    options: { strategy: PatchStrategy; subresource?: 'status' },
+    options: { strategy: PatchStrategy; subresource?: 'status' | 'scale' },
   ): Promise<T> {
     const params: Record<string, string> = { fieldManager: this.options.fieldManager };
     // Server-side apply owns the fields it sets; force takes them over from kubectl edits.
@@ -174,7 +174,13 @@ export class KubeClient {
   apply<T extends KubeObject>(type: ResourceType<T>, object: T): Promise<T> {
     // RBAC asks for create as well as patch when an apply creates the object.
     this.audit('create', type, { namespace: object.metadata.namespace });
-    return this.patch(type, object.metadata.namespace ?? '', object.metadata.name, { apiVersion: apiVersionOf(type), kind: type.kind, ...object }, { strategy: 'apply' });
+    return this.patch(
+      type,
+      object.metadata.namespace ?? '',
+      object.metadata.name,
+      { apiVersion: apiVersionOf(type), kind: type.kind, ...object },
+      { strategy: 'apply' },
+    );
   }
 
   /** Deletes the object; false when it was gone already. */
@@ -223,7 +229,11 @@ export class KubeClient {
     this.watchAgent.destroy();
   }
 
-  private audit(verb: ApiRequest['verb'], type: ResourceType<KubeObject>, at: { namespace?: string; name?: string; subresource?: string } = {}): void {
+  private audit(
+    verb: ApiRequest['verb'],
+    type: ResourceType<KubeObject>,
+    at: { namespace?: string; name?: string; subresource?: string } = {},
+  ): void {
     this.options.onRequest?.({ verb, group: type.group, resource: type.plural, ...at });
   }
 
@@ -255,7 +265,9 @@ export class KubeClient {
             ...headers,
             accept: 'application/json',
             'user-agent': this.options.fieldManager,
-            ...(body === undefined ? {} : { 'content-type': request.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) }),
+            ...(body === undefined
+              ? {}
+              : { 'content-type': request.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) }),
           },
         },
         resolve,
@@ -302,7 +314,9 @@ function objectPath(type: ResourceType<KubeObject>, namespace: string, name: str
 
 function search(params: Record<string, string | number | undefined>): string {
   const entries = Object.entries(params).filter((entry): entry is [string, string | number] => entry[1] !== undefined && entry[1] !== '');
-  return entries.length === 0 ? '' : `?${new URLSearchParams(entries.map(([key, value]): [string, string] => [key, String(value)])).toString()}`;
+  return entries.length === 0
+    ? ''
+    : `?${new URLSearchParams(entries.map(([key, value]): [string, string] => [key, String(value)])).toString()}`;
 }
 
 async function readAll(response: http.IncomingMessage): Promise<string> {
@@ -325,7 +339,20 @@ async function failure(method: string, path: string, response: http.IncomingMess
 
 function validate(options: KubeClientOptions): void {
   const component = 'KubeClient';
-  for (const key of ['requestTimeoutMs', 'maxSockets'] as const) checkOption(isPositiveInteger(options[key]), component, key, 'must be a positive integer', options[key]);
-  checkOption(Number.isInteger(options.credentialTtlMs) && options.credentialTtlMs >= 0, component, 'credentialTtlMs', 'must be a non-negative integer', options.credentialTtlMs);
-  checkOption(options.fieldManager.length > 0 && options.fieldManager.length <= 128, component, 'fieldManager', 'must be 1..128 characters', options.fieldManager);
+  for (const key of ['requestTimeoutMs', 'maxSockets'] as const)
+    checkOption(isPositiveInteger(options[key]), component, key, 'must be a positive integer', options[key]);
+  checkOption(
+    Number.isInteger(options.credentialTtlMs) && options.credentialTtlMs >= 0,
+    component,
+    'credentialTtlMs',
+    'must be a non-negative integer',
+    options.credentialTtlMs,
+  );
+  checkOption(
+    options.fieldManager.length > 0 && options.fieldManager.length <= 128,
+    component,
+    'fieldManager',
+    'must be 1..128 characters',
+    options.fieldManager,
+  );
 }

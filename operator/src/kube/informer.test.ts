@@ -37,7 +37,10 @@ describe('Informer', () => {
   let namespace = '';
   const client = new KubeClient({ config: adminKubeConfig() });
   const informers: Informer<KubeObject>[] = [];
-  const gizmos = (...names: string[]) => names.map((name) => `apiVersion: ${GROUP}/v1\nkind: Gizmo\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec: { color: red }\n`).join('---\n');
+  const gizmos = (...names: string[]) =>
+    names
+      .map((name) => `apiVersion: ${GROUP}/v1\nkind: Gizmo\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec: { color: red }\n`)
+      .join('---\n');
   const informer = (options: Partial<ConstructorParameters<typeof Informer>[0]> = {}) => {
     const created = new Informer({ client, type: Gizmos, namespaces: [namespace], backoff: { initialMs: 50, maxMs: 400 }, ...options });
     informers.push(created as unknown as Informer<KubeObject>);
@@ -70,7 +73,10 @@ describe('Informer', () => {
     const seen: string[] = [];
     const lines: string[] = [];
     const watched = informer({ log: jsonLogger('debug', (line) => lines.push(line)) });
-    watched.addHandler({ onAdd: (object) => seen.push(`add ${object.metadata.name}`), onDelete: (object) => seen.push(`delete ${object.metadata.name}`) });
+    watched.addHandler({
+      onAdd: (object) => seen.push(`add ${object.metadata.name}`),
+      onDelete: (object) => seen.push(`delete ${object.metadata.name}`),
+    });
     watched.start();
     await watched.synced();
     expect(seen.sort()).toEqual(['add g1', 'add g2']);
@@ -79,11 +85,25 @@ describe('Informer', () => {
     // cache: the informer's resourceVersion is older than anything the new cache has, so
     // resuming the watch answers 410 Gone. The changes below happen while it is cut off.
     await kubectlOk(['apply', '-f', '-'], crd('Colour'));
-    await expect.poll(() => lines.some((line) => line.includes('"watch ended, resuming"') || line.includes('"resourceVersion expired, relisting"')), { timeout: 30_000 }).toBe(true);
-    await kubectlOk(['delete', 'gizmo', 'g1', '-n', namespace]);
-    await kubectlOk(['apply', '-f', '-'], gizmos('g3'));
+    await expect
+      .poll(() => lines.some((line) => line.includes('"watch ended, resuming"') || line.includes('"resourceVersion expired, relisting"')), {
+        timeout: 30_000,
+      })
+      .toBe(true);
+    // kubectl's discovery may not know the changed CRD for a moment: it answers NotFound until then.
+    await expect.poll(async () => (await kubectl(['delete', 'gizmo', 'g1', '-n', namespace])).code, { timeout: 30_000 }).toBe(0);
+    await expect.poll(async () => (await kubectl(['apply', '-f', '-'], gizmos('g3'))).code, { timeout: 30_000 }).toBe(0);
     await expect.poll(() => watched.stats.gone, { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
-    await expect.poll(() => watched.list().map((object) => object.metadata.name).sort(), { timeout: 30_000 }).toEqual(['g2', 'g3']);
+    await expect
+      .poll(
+        () =>
+          watched
+            .list()
+            .map((object) => object.metadata.name)
+            .sort(),
+        { timeout: 30_000 },
+      )
+      .toEqual(['g2', 'g3']);
     expect(watched.stats.lists).toBeGreaterThanOrEqual(2);
     expect(seen).toEqual(expect.arrayContaining(['delete g1', 'add g3']));
   });

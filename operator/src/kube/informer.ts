@@ -156,7 +156,12 @@ export class Informer<T extends KubeObject> {
         }
         this.stats.failures += 1;
         const delayMs = backoffDelay(this.options.backoff, attempt++);
-        log.warn('list/watch failed, retrying', { resource: this.options.type.plural, namespace: scope || undefined, delayMs, error: toError(error).message });
+        log.warn('list/watch failed, retrying', {
+          resource: this.options.type.plural,
+          namespace: scope || undefined,
+          delayMs,
+          error: toError(error).message,
+        });
         await sleep(delayMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
       }
     }
@@ -186,6 +191,8 @@ export class Informer<T extends KubeObject> {
     const stream = new AbortController();
     const stop = () => stream.abort();
     this.abort.signal.addEventListener('abort', stop);
+    // A stop that came while the list was in flight would otherwise leave this watch open until it times out.
+    if (this.abort.signal.aborted) stream.abort();
     // Spread the watches' ends so that many informers do not reconnect in one burst.
     const timeoutSeconds = Math.round(watchTimeoutSeconds * (0.75 + Math.random() * 0.5));
     try {
@@ -196,7 +203,11 @@ export class Informer<T extends KubeObject> {
           if (streamError !== undefined) return;
           if (event.type === 'ERROR') {
             const code = event.object.code ?? 0;
-            streamError = new OperatorError(code === 410 ? OperatorErrorCode.Gone : OperatorErrorCode.KubeUnavailable, `watch ${type.plural}: ${event.object.message ?? 'error event'}`, { retriable: true });
+            streamError = new OperatorError(
+              code === 410 ? OperatorErrorCode.Gone : OperatorErrorCode.KubeUnavailable,
+              `watch ${type.plural}: ${event.object.message ?? 'error event'}`,
+              { retriable: true },
+            );
             stream.abort();
             return;
           }
@@ -242,7 +253,8 @@ export class Informer<T extends KubeObject> {
       const previous = this.get(object.metadata.namespace ?? '', object.metadata.name);
       this.put(object);
       if (previous === undefined) this.notify((handler) => handler.onAdd?.(object));
-      else if (previous.metadata.resourceVersion !== object.metadata.resourceVersion) this.notify((handler) => handler.onUpdate?.(previous, object));
+      else if (previous.metadata.resourceVersion !== object.metadata.resourceVersion)
+        this.notify((handler) => handler.onUpdate?.(previous, object));
     }
   }
 
@@ -281,8 +293,25 @@ export class Informer<T extends KubeObject> {
 
 function validate(options: Pick<InformerOptions<KubeObject>, 'watchTimeoutSeconds' | 'pageSize' | 'backoff' | 'resyncMs'>): void {
   const component = 'Informer';
-  const positive = { watchTimeoutSeconds: options.watchTimeoutSeconds, pageSize: options.pageSize, 'backoff.initialMs': options.backoff.initialMs };
-  for (const [key, value] of Object.entries(positive)) checkOption(isPositiveInteger(value), component, key, 'must be a positive integer', value);
-  checkOption(Number.isInteger(options.resyncMs) && options.resyncMs >= 0, component, 'resyncMs', 'must be a non-negative integer', options.resyncMs);
-  checkOption(options.backoff.maxMs >= options.backoff.initialMs, component, 'backoff.maxMs', 'must be at least backoff.initialMs', options.backoff.maxMs);
+  const positive = {
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    pageSize: options.pageSize,
+    'backoff.initialMs': options.backoff.initialMs,
+  };
+  for (const [key, value] of Object.entries(positive))
+    checkOption(isPositiveInteger(value), component, key, 'must be a positive integer', value);
+  checkOption(
+    Number.isInteger(options.resyncMs) && options.resyncMs >= 0,
+    component,
+    'resyncMs',
+    'must be a non-negative integer',
+    options.resyncMs,
+  );
+  checkOption(
+    options.backoff.maxMs >= options.backoff.initialMs,
+    component,
+    'backoff.maxMs',
+    'must be at least backoff.initialMs',
+    options.backoff.maxMs,
+  );
 }

@@ -78,7 +78,13 @@ export class Manager {
     this.elector =
       election === false
         ? undefined
-        : new LeaderElector({ ...election, client: this.client, identity: this.options.identity, clock: this.options.clock, log: this.log });
+        : new LeaderElector({
+            ...election,
+            client: this.client,
+            identity: this.options.identity,
+            clock: this.options.clock,
+            log: this.log,
+          });
     this.stopRequested = new Promise((resolve) => (this.requestStop = resolve));
   }
 
@@ -91,7 +97,10 @@ export class Manager {
    * The shared informer of `type`: every controller that reads the kind reads one cache. The
    * first caller's `labelSelector` and `transform` apply to all.
    */
-  informer<T extends KubeObject>(type: ResourceType<T>, options: { labelSelector?: string; transform?: (object: T) => T } = {}): Informer<T> {
+  informer<T extends KubeObject>(
+    type: ResourceType<T>,
+    options: { labelSelector?: string; transform?: (object: T) => T } = {},
+  ): Informer<T> {
     const id = `${type.group}/${type.plural}`;
     let informer = this.informers.get(id) as Informer<T> | undefined;
     if (informer === undefined) {
@@ -114,7 +123,9 @@ export class Manager {
   }
 
   /** Creates a controller that runs while this replica leads. */
-  controller<T extends KubeObject>(options: Pick<ControllerOptions<T>, 'name' | 'primary' | 'reconciler' | 'recorder'> & Partial<ControllerOptions<T>>): Controller<T> {
+  controller<T extends KubeObject>(
+    options: Pick<ControllerOptions<T>, 'name' | 'primary' | 'reconciler' | 'recorder'> & Partial<ControllerOptions<T>>,
+  ): Controller<T> {
     const controller = new Controller<T>({
       concurrency: this.options.concurrency,
       log: this.log.with({ controller: options.name }),
@@ -123,6 +134,11 @@ export class Manager {
     });
     this.controllers.push(controller as unknown as Controller<KubeObject>);
     return controller;
+  }
+
+  /** Each controller's name and how many keys wait in its work queue. */
+  queueDepths(): { controller: string; depth: number }[] {
+    return this.controllers.map((controller) => ({ controller: controller.options.name, depth: controller.queue.length }));
   }
 
   /** Runs `runnable` while this replica leads, after the caches have synced. */
@@ -151,13 +167,19 @@ export class Manager {
     this.leading = true;
     const informers = [...this.informers.values()];
     for (const informer of informers) informer.start();
-    const synced = await Promise.race([Promise.all(informers.map((informer) => informer.synced())).then(() => true), this.stopRequested.then(() => false)]);
+    const synced = await Promise.race([
+      Promise.all(informers.map((informer) => informer.synced())).then(() => true),
+      this.stopRequested.then(() => false),
+    ]);
     if (synced) {
-      this.log.info('caches synced, starting controllers', { controllers: this.controllers.map((controller) => controller.options.name).join(',') });
+      this.log.info('caches synced, starting controllers', {
+        controllers: this.controllers.map((controller) => controller.options.name).join(','),
+      });
       for (const controller of this.controllers) controller.start();
       for (const runnable of this.runnables) runnable.start();
     }
-    const end: LeadershipEnd = this.elector === undefined ? await this.stopRequested.then(() => 'stopped' as const) : await this.elector.hold();
+    const end: LeadershipEnd =
+      this.elector === undefined ? await this.stopRequested.then(() => 'stopped' as const) : await this.elector.hold();
     this.leading = false;
     await this.shutDown();
     if (end === 'stopped') await this.elector?.release();
@@ -167,10 +189,17 @@ export class Manager {
   private async shutDown(): Promise<void> {
     const settle = (label: string, stopping: Promise<unknown>[]) =>
       Promise.allSettled(stopping).then((results) => {
-        for (const result of results) if (result.status === 'rejected') this.log.error(`stopping ${label} failed`, { error: toError(result.reason).message });
+        for (const result of results)
+          if (result.status === 'rejected') this.log.error(`stopping ${label} failed`, { error: toError(result.reason).message });
       });
-    await settle('controllers', [...this.controllers.map((controller) => controller.stop()), ...this.runnables.map((runnable) => runnable.stop())]);
-    await settle('informers', [...this.informers.values()].map((informer) => informer.stop()));
+    await settle('controllers', [
+      ...this.controllers.map((controller) => controller.stop()),
+      ...this.runnables.map((runnable) => runnable.stop()),
+    ]);
+    await settle(
+      'informers',
+      [...this.informers.values()].map((informer) => informer.stop()),
+    );
     await this.recorder.flush();
   }
 }

@@ -38,7 +38,29 @@ function required<T>(value: T | undefined, field: string): T {
   return value;
 }
 
-export function runtimeService(api: RuntimeApi, version: string): RuntimeServiceServer {
+/**
+ * The open WatchProject streams. They never end on their own: a server that stops ends them, so
+ * that watchers reconnect to another replica.
+ */
+class OpenStreams {
+  private readonly ends = new Set<() => void>();
+  private ended = false;
+
+  /** Keeps `end` until the returned function forgets it; calls it at once when the streams have been ended. */
+  add(end: () => void): () => void {
+    if (this.ended) end();
+    else this.ends.add(end);
+    return () => this.ends.delete(end);
+  }
+
+  endAll(): void {
+    this.ended = true;
+    for (const end of this.ends) end();
+    this.ends.clear();
+  }
+}
+
+export function runtimeService(api: RuntimeApi, version: string, streams = new OpenStreams()): RuntimeServiceServer {
   return {
     submitProject: unary(async (request) => {
       await api.submitProject(request.commandId, required(request.command, 'command'));
@@ -63,13 +85,24 @@ export function runtimeService(api: RuntimeApi, version: string): RuntimeService
     health: unary(async () => ({ status: ServingStatus.SERVING, version, components: [] })),
     watchProject: (call) => {
       const { namespace, name, afterSequence } = call.request;
+      // Nothing is written once the stream ended: events may still arrive while the watch stops.
+      let open = true;
       void (async () => {
         const stop = await api.watch({ namespace, project: name }, (event) => {
-          if (event.sequence > afterSequence) call.write({ update: { $case: 'event', value: event } });
+          if (open && event.sequence > afterSequence) call.write({ update: { $case: 'event', value: event } });
         });
-        call.on('cancelled', () => void stop());
+        const forget = streams.add(() => {
+          open = false;
+          void stop();
+          call.end();
+        });
+        call.on('cancelled', () => {
+          open = false;
+          forget();
+          void stop();
+        });
         const project = await api.getProject(namespace, name);
-        if (project?.status) call.write({ update: { $case: 'snapshot', value: project.status } });
+        if (open && project?.status) call.write({ update: { $case: 'snapshot', value: project.status } });
       })().catch((error: unknown) => call.destroy(Object.assign(new Error(grpcError(error).details), grpcError(error))));
     },
   };
@@ -78,6 +111,7 @@ export function runtimeService(api: RuntimeApi, version: string): RuntimeService
 export interface GrpcServerHandle {
   /** host:port it listens on. */
   address: string;
+  /** Takes no new calls, ends the WatchProject streams, and resolves once the calls in flight have finished. */
   close(): Promise<void>;
 }
 
@@ -87,7 +121,8 @@ export async function startGrpcServer(
   options: { host?: string; port: number; version?: string },
 ): Promise<GrpcServerHandle> {
   const server = new Server();
-  server.addService(RuntimeServiceService, runtimeService(api, options.version ?? '0.1.0'));
+  const streams = new OpenStreams();
+  server.addService(RuntimeServiceService, runtimeService(api, options.version ?? '0.1.0', streams));
   const host = options.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) =>
@@ -96,6 +131,10 @@ export async function startGrpcServer(
   );
   return {
     address: `${host}:${port}`,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.tryShutdown(() => resolve());
+        streams.endAll();
+      }),
   };
 }

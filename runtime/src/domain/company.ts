@@ -17,11 +17,12 @@ import {
   type WorkflowPhase,
 } from '@troupe/proto';
 import { defineActor } from '../actors/actor.js';
-import { ActorSystem } from '../actors/actor-system.js';
+import { ActorClient } from '../actors/actor-client.js';
+import { ActorSystem, type ActorSystemObserver } from '../actors/actor-system.js';
 import type { ArtifactContent, RuntimeApi, StopWatching, WatchFilter } from '../api/runtime-api.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { AgentPool, type AgentPoolSpec } from '../llm/agent-pool.js';
-import type { Budgets } from '../llm/budget.js';
+import { Budgets } from '../llm/budget.js';
 import type { LlmCaller } from '../llm/client.js';
 import { JournaledLlm, llmCallActor } from '../llm/journal.js';
 import type { Store } from '../store/store.js';
@@ -52,6 +53,8 @@ export interface CompanyOptions {
   /** Agent worker threads per pool (default 1). */
   poolThreads: number;
   onError: (error: Error) => void;
+  /** Told of the actor system's turns and partitions, for metrics (default: nobody). */
+  observer: ActorSystemObserver;
 }
 
 export const COMPANY_DEFAULTS = {
@@ -61,9 +64,16 @@ export const COMPANY_DEFAULTS = {
   taskCheckMs: 30_000,
   poolThreads: 1,
   onError: (error: Error) => console.error(`troupe: ${error.message}`),
+  observer: {},
 } as const satisfies Partial<CompanyOptions>;
 
 type Required = 'transport' | 'store' | 'llm' | 'budgets' | 'artifacts';
+
+/** What only a Company that runs the actors needs. */
+type Hosting = 'store' | 'llm' | 'budgets' | 'poolThreads' | 'observer';
+
+/** How the API reaches the actors: this node's ActorSystem, or an ActorClient where none run. */
+type Actors = Pick<ActorClient, 'tell' | 'ask'>;
 
 const DELIVERABLES: Readonly<Record<number, Deliverable>> = {
   [DeliverableCode.REQUIREMENTS]: 'requirements',
@@ -95,18 +105,25 @@ const projectIndex = defineActor<string[], { type: 'add'; key: string } | { type
  * await company.submitProject('cmd-1', { namespace: 'acme', name: 'shop', uid, generation: 1, spec });
  */
 export class Company implements RuntimeApi {
-  readonly options: CompanyOptions;
+  readonly options: Omit<CompanyOptions, Hosting>;
   readonly pools: PoolRegistry;
-  private readonly system: ActorSystem;
+  private readonly system: Actors;
+  private readonly stopActors: () => Promise<void>;
   private readonly project: ReturnType<typeof projectActor>;
   private readonly watchers = new Set<{ filter: WatchFilter; onEvent: (event: Event) => void }>();
   /** The last sequence handed to watchers per project: a re-sent event is not handed out again. */
   private readonly delivered = new Map<string, number>();
   private events: Subscription | undefined;
 
-  private constructor(options: CompanyOptions, system: ActorSystem, project: ReturnType<typeof projectActor>, pools: PoolRegistry) {
+  private constructor(
+    options: Omit<CompanyOptions, Hosting>,
+    actors: { system: Actors; stop: () => Promise<void> },
+    project: ReturnType<typeof projectActor>,
+    pools: PoolRegistry,
+  ) {
     this.options = options;
-    this.system = system;
+    this.system = actors.system;
+    this.stopActors = actors.stop;
     this.project = project;
     this.pools = pools;
   }
@@ -116,17 +133,7 @@ export class Company implements RuntimeApi {
     const running = new Set<string>();
     const llmCall = llmCallActor();
     let pools: PoolRegistry | undefined;
-    // The actor types refer to each other; the runner finds the project through this getter.
-    let project: ReturnType<typeof projectActor> | undefined;
-    const runner = taskRunnerActor({
-      pools: { resolve: (...args) => (pools as PoolRegistry).resolve(...args) } as PoolRegistry,
-      artifacts: resolved.artifacts,
-      budgets: resolved.budgets,
-      project: () => project as NonNullable<typeof project>,
-      running,
-      onError: resolved.onError,
-    });
-    project = projectActor({ runner, isRunning: (key) => running.has(key), taskCheckMs: resolved.taskCheckMs });
+    const { project, runner } = actorTypes(resolved, resolved.budgets, () => pools as PoolRegistry, running);
     await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
     const system = await ActorSystem.start({
       transport: resolved.transport,
@@ -136,12 +143,38 @@ export class Company implements RuntimeApi {
       groupId: resolved.groupId,
       nodeId: resolved.nodeId,
       onError: resolved.onError,
+      observer: resolved.observer,
     });
     const journaled = new JournaledLlm(system, llmCall, resolved.llm, { node: resolved.nodeId, onError: resolved.onError });
     pools = new PoolRegistry(
       (name: string, spec: AgentPoolSpec) => new AgentPool({ name, spec, llm: journaled, threads: resolved.poolThreads }),
     );
-    const company = new Company(resolved, system, project, pools);
+    const company = new Company(resolved, { system, stop: () => system.stop() }, project, pools);
+    await company.listen();
+    return company;
+  }
+
+  /**
+   * A Company that runs no actors and no agent pools, for a process that only serves the API
+   * (a gateway replica): commands and questions reach the project actors of the runtime nodes
+   * through the transport, and state changes come from `troupe.events`. `applyPool` and
+   * `scalePool` fail here, and `listPools` is empty.
+   *
+   * @example
+   * const company = await Company.connect({ transport, artifacts, nodeId: 'gateway-0' });
+   */
+  static async connect(
+    options: Pick<CompanyOptions, 'transport' | 'artifacts'> & Partial<Omit<CompanyOptions, Hosting>>,
+  ): Promise<Company> {
+    const resolved = { ...COMPANY_DEFAULTS, ...options };
+    const pools = new PoolRegistry(() => {
+      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `node ${resolved.nodeId} runs no actors and so no agent pools`);
+    });
+    // Only the project's address is used: its turns, and so its runner's, run on the runtime nodes.
+    const { project } = actorTypes(resolved, new Budgets(), () => pools, new Set());
+    await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
+    const client = new ActorClient(resolved.transport, { clientId: resolved.nodeId, groupId: resolved.groupId });
+    const company = new Company(resolved, { system: client, stop: () => client.close() }, project, pools);
     await company.listen();
     return company;
   }
@@ -233,7 +266,7 @@ export class Company implements RuntimeApi {
 
   async stop(): Promise<void> {
     await this.events?.close();
-    await this.system.stop();
+    await this.stopActors();
     await this.pools.close();
   }
 
@@ -264,6 +297,26 @@ export class Company implements RuntimeApi {
       },
     });
   }
+}
+
+/** The project and task runner actor types; they refer to each other, and the runner finds its pools through `pools`. */
+function actorTypes(
+  options: Pick<CompanyOptions, 'artifacts' | 'taskCheckMs' | 'onError'>,
+  budgets: Budgets,
+  pools: () => PoolRegistry,
+  running: Set<string>,
+) {
+  let project: ReturnType<typeof projectActor> | undefined;
+  const runner = taskRunnerActor({
+    pools: { resolve: (...args) => pools().resolve(...args) } as PoolRegistry,
+    artifacts: options.artifacts,
+    budgets,
+    project: () => project as NonNullable<typeof project>,
+    running,
+    onError: options.onError,
+  });
+  project = projectActor({ runner, isRunning: (key) => running.has(key), taskCheckMs: options.taskCheckMs });
+  return { project, runner };
 }
 
 /** The domain's spec from a SubmitProject command, with the CRD's defaults. */

@@ -38,6 +38,8 @@ export interface GatewayOptions {
   /** Unix ms. */
   now?: () => number;
   onError?: (error: Error) => void;
+  /** Told when a stream client is dropped for falling too far behind (see StreamLimits.maxBackpressureBytes). */
+  onClientDropped?: () => void;
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -50,6 +52,7 @@ export const GATEWAY_DEFAULTS = {
   poolSampleMs: 1_000,
   now: Date.now,
   onError: (error: Error) => console.error(`troupe gateway: ${error.message}`),
+  onClientDropped: () => {},
 } as const satisfies Omit<GatewayOptions, 'api' | 'tokens' | 'stream' | 'topics'>;
 
 /**
@@ -99,6 +102,7 @@ export class Gateway {
       limits,
       now: settings.now,
       onError: settings.onError,
+      onClientDropped: settings.onClientDropped,
     });
     mountApi(app, {
       api: settings.api,

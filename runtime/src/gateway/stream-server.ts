@@ -22,6 +22,8 @@ export interface StreamServerOptions {
   /** Unix ms with a fraction; stamps deltas. */
   now?: () => number;
   onError?: (error: Error) => void;
+  /** Told when a client is dropped for falling too far behind (see StreamLimits.maxBackpressureBytes). */
+  onClientDropped?: () => void;
 }
 
 export const STREAM_SERVER_DEFAULTS = {
@@ -29,6 +31,7 @@ export const STREAM_SERVER_DEFAULTS = {
   port: 0,
   now: TOPIC_HUB_DEFAULTS.now,
   onError: (error: Error) => console.error(`troupe stream: ${error.message}`),
+  onClientDropped: () => {},
 } as const satisfies Omit<StreamServerOptions, 'tokens' | 'snapshot' | 'stream' | 'topics'>;
 
 /**
@@ -65,6 +68,7 @@ export class StreamServer {
       limits,
       now: Date.now,
       onError: settings.onError,
+      onClientDropped: settings.onClientDropped,
     });
     const listening = await listen(app, settings.host, settings.port);
     return new StreamServer(`ws://${settings.host}:${listening.port}/api/stream`, listening.port, hub, stream, listening);

@@ -176,7 +176,8 @@ describe('the stream protocol', () => {
   });
 
   it('drops a client that stops reading, while a fast client receives every delta', async () => {
-    const stream = await server({ stream: { maxBackpressureBytes: 64 * 1024 } });
+    let dropped = 0;
+    const stream = await server({ stream: { maxBackpressureBytes: 64 * 1024 }, onClientDropped: () => (dropped += 1) });
     const fast = await client(stream.url);
     fast.send({ type: 'subscribe', topic: 'pools/acme' });
     await fast.next(isSnapshot);
@@ -195,6 +196,7 @@ describe('the stream protocol', () => {
     }
     expect(stream.connections()).toBe(1);
     expect(stream.hub.stats().subscribers).toBe(1);
+    expect(dropped, 'clients reported as dropped for falling behind').toBe(1);
 
     await fast.next((message) => isDelta(message) && message.seq === published, 0, 20_000);
     const seqs = deltasOf(fast).map((delta) => delta.seq);
@@ -203,7 +205,11 @@ describe('the stream protocol', () => {
   });
 
   it('holds each connection to its limits', async () => {
-    const stream = await server({ stream: { maxSubscriptions: 2, maxMessageBytes: 1024, maxConnections: 3 } });
+    let dropped = 0;
+    const stream = await server({
+      stream: { maxSubscriptions: 2, maxMessageBytes: 1024, maxConnections: 3 },
+      onClientDropped: () => (dropped += 1),
+    });
     const alice = await client(stream.url);
     alice.send({ type: 'subscribe', topic: 'pools/acme' });
     alice.send({ type: 'subscribe', topic: 'costs/acme' });
@@ -230,6 +236,7 @@ describe('the stream protocol', () => {
     await client(stream.url);
     await expect.poll(() => stream.connections()).toBe(3);
     await expect(StreamClient.connect(stream.url, acme)).rejects.toMatchObject({ status: 429 });
+    expect(dropped, 'sockets closed for breaking a limit are not reported as dropped for falling behind').toBe(0);
   });
 
   it('closes a stream when its token expires', async () => {

@@ -46,6 +46,8 @@ interface Connection {
   topics: Set<TopicKey>;
   closed: boolean;
   expiry: NodeJS.Timeout | undefined;
+  /** Bytes uWS held for the socket when it last left a topic. */
+  bufferedAtLeave: number;
 }
 
 /** The mounted endpoint: how many sockets are open, and a way to close them all. */
@@ -57,7 +59,16 @@ export interface Stream {
 /** Mounts the stream on `app` at `path`. */
 export function mountStream(
   app: TemplatedApp,
-  options: { path: string; hub: TopicHub; tokens: Tokens; limits: StreamLimits; now: () => number; onError: (error: Error) => void },
+  options: {
+    path: string;
+    hub: TopicHub;
+    tokens: Tokens;
+    limits: StreamLimits;
+    now: () => number;
+    onError: (error: Error) => void;
+    /** Told when a socket is dropped for going over `maxBackpressureBytes`. */
+    onClientDropped: () => void;
+  },
 ): Stream {
   const { hub, tokens, limits } = options;
   const sockets = new Set<WebSocket<Connection>>();
@@ -116,7 +127,7 @@ export function mountStream(
           );
         }
         const identity = identityOf(tokens.verify(bearerToken(req.getHeader('authorization'), offered)));
-        const connection: Connection = { identity, topics: new Set(), closed: false, expiry: undefined };
+        const connection: Connection = { identity, topics: new Set(), closed: false, expiry: undefined, bufferedAtLeave: 0 };
         res.upgrade(connection, key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', extensions, context);
       } catch (error) {
         const reply = errorReply(error);
@@ -174,8 +185,23 @@ export function mountStream(
       }
     },
 
-    close(ws) {
+    // uWS 20.30 has no `dropped` handler, and a socket can no longer be read in `close`; but uWS
+    // takes a closing socket out of its topics just before, so what it held then tells a socket
+    // shut for going over the backpressure limit from one whose client went away.
+    subscription(ws, _topic, newCount, oldCount) {
+      if (newCount >= oldCount) return;
+      try {
+        ws.getUserData().bufferedAtLeave = ws.getBufferedAmount();
+      } catch {
+        // A socket this server ended itself (closeAll, an expired token, a protocol error) can no
+        // longer be read: it was not dropped for falling behind.
+      }
+    },
+
+    close(ws, code) {
       const connection = ws.getUserData();
+      // 1006: the connection ended without a close handshake, as uWS ends the sockets it drops.
+      if (code === 1006 && connection.bufferedAtLeave > limits.maxBackpressureBytes) options.onClientDropped();
       connection.closed = true;
       clearTimeout(connection.expiry);
       for (const key of connection.topics) hub.leave(key);

@@ -141,4 +141,14 @@ describe('budgets', () => {
     );
     expect(() => new Budgets().setLimit('client', 'c', { maxTokens: 1.5 })).toThrow(/maxTokens must be an integer > 0/);
   });
+
+  it('tells what each project has left of its cost limit, leaving out reservations in flight', () => {
+    const budgets = new Budgets();
+    budgets.setLimit('project', shop.project, { maxCostUSD: 1 });
+    budgets.setLimit('project', 'acme/blog', { maxTokens: 1_000 });
+    budgets.setLimit('client', 'acme', { maxCostUSD: 10 });
+    budgets.reserve(shop, { nanoUSD: 250_000_000, tokens: 10 }).settle({ nanoUSD: 200_000_000, tokens: 8 });
+    budgets.reserve(shop, { nanoUSD: 300_000_000, tokens: 10 });
+    expect(budgets.remainingByProject()).toEqual([{ project: shop.project, remainingUSD: 0.8 }]);
+  });
 });

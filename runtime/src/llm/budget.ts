@@ -146,6 +146,16 @@ export class Budgets {
     };
   }
 
+  /**
+   * What each project with a cost limit has left here: its limit less what was spent, reservations
+   * in flight not counted; negative when a provider charged above a reservation.
+   */
+  remainingByProject(): { project: string; remainingUSD: number }[] {
+    return [...this.scopes.values()]
+      .filter((scope) => scope.level === 'project' && scope.limit.maxCostUSD !== undefined)
+      .map((scope) => ({ project: scope.id, remainingUSD: toUSD(toNanoUSD(scope.limit.maxCostUSD!) - scope.spent.nanoUSD) }));
+  }
+
   state(project: string): ProjectBudgetState {
     return this.projects.get(project)?.state ?? 'Active';
   }

@@ -347,7 +347,7 @@ function perMinute(limit: number, share: number): BucketLimit {
 }
 
 /** Rejects with UNAVAILABLE when `work` takes longer than `ms`; the work itself runs on. */
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new RuntimeError(RuntimeErrorCode.Unavailable, `no answer within ${ms} ms`, { retriable: true })), ms);

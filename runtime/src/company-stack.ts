@@ -1,0 +1,121 @@
+/**
+ * The company and what it runs on, above the Transport and Store: budgets, the cost ledger, the
+ * LLM client, the Company with its agent pools, and the gRPC API. The embedded runtime
+ * (`npm start`) and the cluster's runtime node both assemble it here; they differ only in what
+ * they hand in — the embedded log or Kafka, SQLite or Cassandra, in-process or Redis limits, and
+ * whether metrics observe it.
+ */
+import { startGrpcServer, type GrpcServerHandle } from './api/grpc-server.js';
+import type { ActorSystemObserver } from './actors/actor-system.js';
+import type { ArtifactStore } from './domain/artifacts.js';
+import { COMPANY_DEFAULTS, Company, type CompanyOptions } from './domain/company.js';
+import type { PoolResource } from './domain/pools.js';
+import { Budgets } from './llm/budget.js';
+import { LlmClient, type LlmCaller, type RegisteredProvider } from './llm/client.js';
+import { CostLedger } from './llm/ledger.js';
+import { withDefaults } from './llm/options.js';
+import type { LlmProvider } from './llm/providers/provider.js';
+import type { LlmRateLimiter, LlmResponseCache } from './llm/resilience.js';
+import type { Store } from './store/store.js';
+import type { Transport } from './transport/transport.js';
+
+/** What watches the stack for metrics (RuntimeMetrics is one); the stack knows no metrics library. */
+export interface StackInstrumentation {
+  /** Wraps each provider, e.g. to time its requests. */
+  observeProvider(provider: LlmProvider): LlmProvider;
+  /** Wraps the LLM client (under the journal), e.g. to count what calls bought. */
+  observeLlm(caller: LlmCaller): LlmCaller;
+  /** The observer of the company's actor system, which consumes as `groupId` from `transport`. */
+  observeActors(transport: Transport, groupId: string): ActorSystemObserver;
+  observeBudgets(budgets: Budgets): void;
+}
+
+export interface CompanyStackOptions {
+  transport: Transport;
+  store: Store;
+  artifacts: ArtifactStore;
+  /** The model providers pools may name (see `createProvider`). */
+  providers: readonly RegisteredProvider[];
+  /** Agent pools to run from the start. */
+  pools?: readonly PoolResource[];
+  /** Serve gRPC on `host` (default 127.0.0.1) at `port` (0: any free port); no gRPC when absent. */
+  grpc?: { host?: string; port: number };
+  /** Cluster-wide RPM/TPM buckets; pools' rate limits are not enforced without them. */
+  rateLimiter?: LlmRateLimiter;
+  /** The response cache pools may switch on. */
+  responseCache?: LlmResponseCache;
+  instrumentation?: StackInstrumentation;
+  company: Partial<Pick<CompanyOptions, 'nodeId' | 'groupId' | 'partitions' | 'taskCheckMs' | 'onError'>>;
+}
+
+export interface CompanyStack {
+  company: Company;
+  ledger: CostLedger;
+  /** host:port of the gRPC API, when it was asked for. */
+  grpcAddress?: string;
+  /**
+   * Stops taking gRPC calls (open watch streams end, calls in flight finish), stops the company
+   * (turns in flight finish, offsets are committed, the node leaves its consumer group) and
+   * closes the providers. The transport and store stay open: they are the caller's.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * @example
+ * const stack = await startCompanyStack({ transport, store, artifacts, providers, grpc: { port: 0 }, company: { nodeId: 'node-0' } });
+ * await stack.company.submitProject('cmd-1', command);
+ * await stack.stop();
+ */
+export async function startCompanyStack(options: CompanyStackOptions): Promise<CompanyStack> {
+  const { instrumentation } = options;
+  const budgets = new Budgets();
+  const ledger = new CostLedger();
+  const providers = options.providers.map((registered) =>
+    instrumentation === undefined ? registered : { ...registered, provider: instrumentation.observeProvider(registered.provider) },
+  );
+  const client = new LlmClient({
+    providers,
+    budgets,
+    ledger,
+    ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
+    ...(options.responseCache === undefined ? {} : { responseCache: options.responseCache }),
+  });
+  const groupId = options.company.groupId ?? COMPANY_DEFAULTS.groupId;
+  const company = await Company.start(
+    withDefaults(
+      {
+        transport: options.transport,
+        store: options.store,
+        llm: instrumentation === undefined ? client : instrumentation.observeLlm(client),
+        budgets,
+        artifacts: options.artifacts,
+        ...(instrumentation === undefined ? {} : { observer: instrumentation.observeActors(options.transport, groupId) }),
+      },
+      options.company,
+    ),
+  );
+  instrumentation?.observeBudgets(budgets);
+  const closeProviders = () => {
+    for (const { provider } of providers) provider.close?.();
+  };
+  let grpc: GrpcServerHandle | undefined;
+  try {
+    for (const pool of options.pools ?? []) await company.applyPool(pool);
+    if (options.grpc !== undefined) grpc = await startGrpcServer(company, options.grpc);
+  } catch (error) {
+    await company.stop();
+    closeProviders();
+    throw error;
+  }
+  return {
+    company,
+    ledger,
+    ...(grpc === undefined ? {} : { grpcAddress: grpc.address }),
+    async stop() {
+      await grpc?.close();
+      await company.stop();
+      closeProviders();
+    },
+  };
+}
