@@ -25,6 +25,9 @@ export interface TaskRun {
   pools: Record<string, string>;
   deliverables: Deliverable[];
   budget: { maxCostUSD: number; maxTokens?: number; onExceeded: 'Pause' | 'Fail' };
+  /** The project's priority (0..100) and deadline (unix ms): what a saturated pool runs first. */
+  priority: number;
+  deadline?: number;
   /** What the project recorded as spent so far. */
   spentUSD: number;
   /** Summaries of earlier work, quoted in the prompt. */
@@ -52,6 +55,8 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
     pools: spec.pools,
     deliverables: spec.deliverables,
     budget: spec.budget,
+    priority: spec.priority,
+    ...(spec.deadline === undefined ? {} : { deadline: spec.deadline }),
     spentUSD: state.spend.usd,
     context: {
       requirements: of('requirements'),
@@ -256,6 +261,8 @@ async function execute(run: TaskRun, options: TaskRunnerOptions): Promise<Projec
       taskId: `${key}/${task.id}`,
       step: task.step,
       account: { client: run.client, project: key, phase: task.phase },
+      priority: run.priority,
+      ...(run.deadline === undefined ? {} : { deadline: run.deadline }),
       prompt: assignment.prompt,
       vars: { brief: run.brief, task: task.title, ...run.context },
       output: assignment.output,

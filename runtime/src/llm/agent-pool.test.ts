@@ -57,6 +57,28 @@ describe('AgentPool', () => {
     expect(stack.ledger.totals({ project: 'acme/shop', role: 'developer' }).calls).toBe(40);
   });
 
+  it('starts waiting tasks by priority, then deadline, then arrival, once every slot is busy', async () => {
+    const { pool } = await setup(1, { latencyMs: 100 });
+    const started: string[] = [];
+    const task = (taskId: string, order: { priority?: number; deadline?: number } = {}) =>
+      pool.run({ taskId, account, prompt: `Plan ${taskId}.`, ...order }).then(() => started.push(taskId));
+    const now = Date.now();
+    const runs = [
+      task('holds-the-slot'),
+      task('low', { priority: 10 }),
+      task('default-first'),
+      task('due-later', { deadline: now + 60_000 }),
+      task('urgent', { priority: 90 }),
+      task('due-sooner', { deadline: now + 1_000 }),
+      task('default-second'),
+    ];
+    await expect.poll(() => pool.stats.queued).toBe(6);
+    await Promise.all(runs);
+    // With one slot, tasks finish in the order they started.
+    expect(started).toEqual(['holds-the-slot', 'urgent', 'due-sooner', 'due-later', 'default-first', 'default-second', 'low']);
+    expect(pool.stats).toMatchObject({ peakRunning: 1, running: 0, queued: 0, completed: 7 });
+  });
+
   it('extracts a structured answer and checks its keys', async () => {
     const { pool } = await setup(4);
     const outcome = await pool.run({ taskId: 'plan-1', account, prompt: 'Plan the checkout.', output: plan });

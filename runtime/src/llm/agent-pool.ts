@@ -88,6 +88,12 @@ export interface AgentTaskInput {
   output?: OutputSpec;
   /** Default: the spec's maxOutputTokens, else the pool's default. */
   maxOutputTokens?: number;
+  /**
+   * When every slot is busy, waiting tasks start by priority (higher first, default 50), then
+   * by deadline (unix ms, earlier first; none is last), then in the order they came.
+   */
+  priority?: number;
+  deadline?: number;
 }
 
 /** A finished task. */
@@ -114,6 +120,23 @@ export interface AgentPoolStats {
 
 const MAX_CONCURRENCY = 1024;
 
+/** A task waiting for a slot, and the order it starts in. */
+interface Waiting {
+  priority: number;
+  deadline: number;
+  arrival: number;
+  start(): void;
+}
+
+const DEFAULT_PRIORITY = 50;
+
+/** Whether `a` starts before `b`. */
+function startsBefore(a: Waiting, b: Waiting): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  if (a.deadline !== b.deadline) return a.deadline < b.deadline;
+  return a.arrival < b.arrival;
+}
+
 /** What the host needs to complete a running task's calls. */
 interface RunningTask {
   /** The project's task: what stuck loops are detected per. */
@@ -137,7 +160,8 @@ export class AgentPool {
   private readonly piscina: Piscina<AgentTask, AgentTaskResult>;
   private readonly ports = new Set<MessagePort>();
   private readonly running = new Map<number, RunningTask>();
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: Waiting[] = [];
+  private arrivals = 0;
   private readonly loops: StuckLoopDetector;
   private readonly counters: Omit<AgentPoolStats, 'workers'> = { running: 0, queued: 0, peakRunning: 0, completed: 0, failed: 0 };
   private nextRunId = 1;
@@ -174,7 +198,7 @@ export class AgentPool {
   /** Runs one task; rejects with the task's RuntimeError (BudgetExceededError, MalformedOutputError, StuckLoopError, …). */
   async run(input: AgentTaskInput): Promise<AgentTaskOutcome> {
     if (this.closed) throw new RuntimeError(RuntimeErrorCode.Closed, `agent pool ${this.options.name} is closed`);
-    await this.slot();
+    await this.slot(input);
     const runId = this.nextRunId;
     this.nextRunId += 1;
     const { spec, defaultMaxOutputTokens, maxRepairs, name } = this.options;
@@ -260,19 +284,33 @@ export class AgentPool {
     }
   }
 
-  private async slot(): Promise<void> {
-    if (this.counters.running >= this.options.spec.concurrency) {
+  private async slot(input: AgentTaskInput): Promise<void> {
+    if (this.counters.running < this.options.spec.concurrency) {
+      this.counters.running += 1;
+    } else {
       this.counters.queued += 1;
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      // release() hands its slot over as it is: `running` does not change.
+      await new Promise<void>((start) =>
+        this.waiting.push({
+          priority: input.priority ?? DEFAULT_PRIORITY,
+          deadline: input.deadline ?? Number.POSITIVE_INFINITY,
+          arrival: this.arrivals++,
+          start,
+        }),
+      );
       this.counters.queued -= 1;
     }
-    this.counters.running += 1;
     this.counters.peakRunning = Math.max(this.counters.peakRunning, this.counters.running);
   }
 
   private release(): void {
-    this.counters.running -= 1;
-    this.waiting.shift()?.();
+    if (this.waiting.length === 0) {
+      this.counters.running -= 1;
+      return;
+    }
+    let next = 0;
+    for (let i = 1; i < this.waiting.length; i++) if (startsBefore(this.waiting[i]!, this.waiting[next]!)) next = i;
+    this.waiting.splice(next, 1)[0]!.start();
   }
 }
 
