@@ -242,8 +242,8 @@ export class EmbeddedStore implements Store {
   private readonly options: Required<EmbeddedStoreOptions>;
   private readonly db: Database.Database;
   private readonly sql: ReturnType<typeof prepareStatements>;
-  private readonly commitTx: Database.Transaction<(write: TurnWrite) => void>;
-  private readonly commitAllTx: Database.Transaction<(writes: readonly TurnWrite[]) => void>;
+  /** A run of one actor's turns, in a savepoint of its group commit. */
+  private readonly commitTx: Database.Transaction<(writes: readonly TurnWrite[]) => void>;
   private readonly groupTx: Database.Transaction<(writes: readonly GroupedWrite[]) => void>;
   /** Writes waiting for the next group commit, which is scheduled when the first one arrives. */
   private grouped: GroupedWrite[] = [];
@@ -267,10 +267,7 @@ export class EmbeddedStore implements Store {
       this.db.close();
       throw normalise(error, this.options.path);
     }
-    this.commitTx = this.db.transaction((write: TurnWrite) => this.applyTurn(write));
-    this.commitAllTx = this.db.transaction((writes: readonly TurnWrite[]) => {
-      for (const write of writes) this.applyTurn(write);
-    });
+    this.commitTx = this.db.transaction((writes: readonly TurnWrite[]) => this.applyTurns(writes));
     this.groupTx = this.db.transaction((writes: readonly GroupedWrite[]) => {
       for (const write of writes) {
         // A nested transaction is a savepoint: a write that throws rolls back alone.
@@ -304,12 +301,13 @@ export class EmbeddedStore implements Store {
   }
 
   async commitTurn(write: TurnWrite): Promise<void> {
-    return this.group(() => this.commitTx(write));
+    return this.group(() => this.commitTx([write]));
   }
 
   /** All or nothing: the turns share one savepoint. */
   async commitTurns(writes: readonly TurnWrite[]): Promise<void> {
-    return this.group(() => this.commitAllTx(writes));
+    if (writes.length === 0) return;
+    return this.group(() => this.commitTx(writes));
   }
 
   async hasApplied(actor: ActorRef, inputId: string): Promise<boolean> {
@@ -423,58 +421,72 @@ export class EmbeddedStore implements Store {
     return record;
   }
 
-  /** Runs inside the commit transaction: a throw anywhere rolls the whole turn back. */
-  private applyTurn(write: TurnWrite): void {
-    const { actor, input } = write;
+  /**
+   * Runs inside a commit transaction: a throw anywhere rolls back every turn of the run. The
+   * actor's row is read once before the run and written once after it.
+   */
+  private applyTurns(writes: readonly TurnWrite[]): void {
+    const actor = writes[0]!.actor;
     const key: Key = [actor.type, actor.id];
-
-    if (write.fence) {
-      const stored = this.sql.fenceEpoch.get(write.fence.scope)?.epoch;
-      if (stored !== undefined && stored > write.fence.epoch) {
+    const row = this.sql.actor.get(...key);
+    let seq = row?.seq ?? 0;
+    let inputs = row?.inputs ?? 0;
+    let lastInputOffset = row?.last_input_offset ?? undefined;
+    let fenceChecked: Fence | undefined;
+    const at = this.options.clock();
+    for (const write of writes) {
+      if (write.actor.type !== actor.type || write.actor.id !== actor.id) {
         throw new ActorError(
-          RuntimeErrorCode.Fenced,
+          RuntimeErrorCode.InvalidArgument,
           actor,
-          `${write.fence.scope} is owned by epoch ${stored}; this write is from epoch ${write.fence.epoch}`,
+          `a run of turns is one actor's; it also holds a turn of ${write.actor.type}/${write.actor.id}`,
         );
       }
+      if (write.fence && (write.fence.scope !== fenceChecked?.scope || write.fence.epoch !== fenceChecked.epoch)) {
+        const stored = this.sql.fenceEpoch.get(write.fence.scope)?.epoch;
+        if (stored !== undefined && stored > write.fence.epoch) {
+          throw new ActorError(
+            RuntimeErrorCode.Fenced,
+            actor,
+            `${write.fence.scope} is owned by epoch ${stored}; this write is from epoch ${write.fence.epoch}`,
+          );
+        }
+        fenceChecked = write.fence;
+      }
+      if (write.expectedSeq !== seq) {
+        // Retriable: the turn can run again on the state as it now is.
+        throw new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
+          retriable: true,
+        });
+      }
+      if (this.sql.isApplied.get(...key, write.input.id)) {
+        throw new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${write.input.id} was already applied`);
+      }
+
+      write.events.forEach((data, index) => this.sql.appendEvent.run(...key, seq + index + 1, data, at));
+      seq += write.events.length;
+      if (write.input.offset != null) lastInputOffset = Math.max(write.input.offset, lastInputOffset ?? -1);
+      inputs += 1;
+      this.sql.recordInput.run(...key, write.input.id, inputs);
+      // Pruned now and then rather than every turn: the store keeps at least keepInputIds either way.
+      if (inputs % PRUNE_EVERY === 0) this.sql.pruneInputs.run(...key, inputs - this.options.keepInputIds);
+
+      // Cancels before sets, so a turn that cancels and re-sets a name ends with the new timer.
+      for (const name of write.timersCancelled ?? []) this.sql.cancelTimer.run(...key, name);
+      for (const timer of write.timersSet ?? []) {
+        this.sql.setTimer.run(timer.shard, timer.dueAt, timer.actor.type, timer.actor.id, timer.name, timer.message);
+      }
+
+      const outbox = write.outbox ?? [];
+      let outboxOrd = outbox.length > 0 ? (this.sql.lastOutboxOrd.get(...key)?.ord ?? 0) : 0;
+      for (const message of outbox) {
+        outboxOrd += 1;
+        this.sql.addOutbox.run(...key, outboxOrd, message.id, message.topic, message.key, message.value, JSON.stringify(message.headers));
+      }
+
+      if (write.snapshot) this.sql.upsertSnapshot.run(...key, write.snapshot.seq, write.snapshot.state);
     }
-    const row = this.sql.actor.get(...key);
-    const seq = row?.seq ?? 0;
-    if (write.expectedSeq !== seq) {
-      // Retriable: the turn can run again on the state as it now is.
-      throw new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
-        retriable: true,
-      });
-    }
-    if (this.sql.isApplied.get(...key, input.id)) {
-      throw new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${input.id} was already applied`);
-    }
-
-    const at = this.options.clock();
-    write.events.forEach((data, index) => this.sql.appendEvent.run(...key, seq + index + 1, data, at));
-
-    const offsets = [row?.last_input_offset, input.offset].filter((offset) => offset != null);
-    const inputOrd = (row?.inputs ?? 0) + 1;
-    this.sql.upsertActor.run(...key, seq + write.events.length, offsets.length > 0 ? Math.max(...offsets) : null, inputOrd);
-
-    this.sql.recordInput.run(...key, input.id, inputOrd);
-    // Pruned now and then rather than every turn: the store keeps at least keepInputIds either way.
-    if (inputOrd % PRUNE_EVERY === 0) this.sql.pruneInputs.run(...key, inputOrd - this.options.keepInputIds);
-
-    // Cancels before sets, so a turn that cancels and re-sets a name ends with the new timer.
-    for (const name of write.timersCancelled ?? []) this.sql.cancelTimer.run(...key, name);
-    for (const timer of write.timersSet ?? []) {
-      this.sql.setTimer.run(timer.shard, timer.dueAt, timer.actor.type, timer.actor.id, timer.name, timer.message);
-    }
-
-    const outbox = write.outbox ?? [];
-    let outboxOrd = outbox.length > 0 ? (this.sql.lastOutboxOrd.get(...key)?.ord ?? 0) : 0;
-    for (const message of outbox) {
-      outboxOrd += 1;
-      this.sql.addOutbox.run(...key, outboxOrd, message.id, message.topic, message.key, message.value, JSON.stringify(message.headers));
-    }
-
-    if (write.snapshot) this.sql.upsertSnapshot.run(...key, write.snapshot.seq, write.snapshot.state);
+    this.sql.upsertActor.run(...key, seq, lastInputOffset ?? null, inputs);
   }
 }
 
