@@ -1,7 +1,9 @@
 /**
  * The Kafka path: actor messages end to end through the real broker — a client's tell, the
  * runtime's consumer group, a durable turn — side by side with raw kafkajs producing and
- * consuming the same number of messages on the same topic layout of the same broker.
+ * consuming the same number of messages on the same topic layout of the same broker. Both are
+ * measured warm: a first message to every partition has gone through before the clock starts,
+ * so neither side's consumer-group join is timed.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +24,16 @@ interface Stamp {
   sentAt: number;
 }
 
+/** An actor id on every partition, so that a warm-up message per id reaches all of them. */
+function warmUpKeys(): string[] {
+  const keys = new Map<number, string>();
+  for (let n = 0; keys.size < PARTITIONS; n += 1) {
+    const key = `warm-up-${n}`;
+    if (!keys.has(partitionFor(key, PARTITIONS))) keys.set(partitionFor(key, PARTITIONS), key);
+  }
+  return [...keys.values()];
+}
+
 function collector(total: number) {
   const latencies = new Float64Array(total);
   let received = 0;
@@ -40,7 +52,13 @@ function collector(total: number) {
 }
 
 function measured(name: string, total: number, elapsedMs: number, latencies: Float64Array): Measurement {
-  return { name, rate: total / (elapsedMs / 1000), unit: 'msg/s', p50Micros: percentileMicros(latencies, 50), p99Micros: percentileMicros(latencies, 99) };
+  return {
+    name,
+    rate: total / (elapsedMs / 1000),
+    unit: 'msg/s',
+    p50Micros: percentileMicros(latencies, 50),
+    p99Micros: percentileMicros(latencies, 99),
+  };
 }
 
 async function rawKafkajs(brokers: string[], total: number): Promise<Measurement> {
@@ -49,7 +67,9 @@ async function rawKafkajs(brokers: string[], total: number): Promise<Measurement
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
-  const received = collector(total);
+  const keys = warmUpKeys();
+  const warmUp = collector(keys.length);
+  let received = warmUp;
   const consumer = kafka.consumer({ groupId: `${topic}.group`, maxWaitTimeInMs: 10 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -63,6 +83,17 @@ async function rawKafkajs(brokers: string[], total: number): Promise<Measurement
   });
   const producer = kafka.producer({ idempotent: true });
   await producer.connect();
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: keys.map((key, n) => ({
+      key,
+      partition: partitionFor(key, PARTITIONS),
+      value: JSON.stringify({ n, sentAt: performance.now() }),
+    })),
+  });
+  await warmUp.done;
+  received = collector(total);
   // kafkajs at its best: messages batched 500 to a request, the requests in flight together.
   const t0 = performance.now();
   const sends: Promise<unknown>[] = [];
@@ -86,7 +117,9 @@ async function rawKafkajs(brokers: string[], total: number): Promise<Measurement
 
 async function troupeActors(brokers: string[], total: number): Promise<Measurement> {
   const prefix = `bench-${randomUUID().slice(0, 8)}`;
-  const received = collector(total);
+  const keys = warmUpKeys();
+  const warmUp = collector(keys.length);
+  let received = warmUp;
   const counter = defineActor<number, Stamp, { n: number }, void>({
     type: `${prefix}-counter`,
     snapshotEvery: 1_000,
@@ -102,6 +135,9 @@ async function troupeActors(brokers: string[], total: number): Promise<Measureme
   const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
   const system = await ActorSystem.start({ transport, store, actors: [counter], partitions: PARTITIONS, groupId: prefix });
   const client = new ActorClient(transport);
+  await Promise.all(keys.map((key, n) => client.tell(counter, key, { n, sentAt: performance.now() })));
+  await warmUp.done;
+  received = collector(total);
   const t0 = performance.now();
   const sends: Promise<void>[] = [];
   for (let n = 0; n < total; n += 1) sends.push(client.tell(counter, `actor-${n % ACTORS}`, { n, sentAt: performance.now() }));
