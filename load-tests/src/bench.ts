@@ -42,12 +42,21 @@ async function main(argv: readonly string[]): Promise<void> {
   const comparisons = runs.flatMap((run) => run.comparisons);
   const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`;
   const packageVersions = versions(['nact', 'better-sqlite3', 'kafkajs', 'socket.io', 'uWebSockets.js']);
-  const report = markdown(comparisons, command, packageVersions);
+  const failures = runs.flatMap((run) =>
+    run.error === undefined
+      ? []
+      : [{ benchmark: SCENARIOS.find((scenario) => scenario.id === run.scenario)?.name ?? run.scenario, size: run.size, error: run.error }],
+  );
+  const report = markdown(comparisons, command, packageVersions, failures);
   console.log(report);
   mkdirSync(args.out, { recursive: true });
   writeFileSync(join(args.out, 'BENCHMARKS.md'), report);
   const json = { command, versions: packageVersions, runs, growth: growthOf(comparisons) };
   writeFileSync(join(args.out, 'benchmarks.json'), `${JSON.stringify(json, null, 2)}\n`);
+  if (failures.length > 0) {
+    console.error(`bench: ${failures.length} run(s) failed; the report lists them`);
+    process.exitCode = 1;
+  }
 }
 
 await main(process.argv.slice(2));

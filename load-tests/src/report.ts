@@ -13,7 +13,12 @@ export function versions(packages: readonly string[]): Record<string, string> {
  * The report as markdown: machine, versions and command above one table row per comparison,
  * then how each benchmark's cost grows with its size.
  */
-export function markdown(comparisons: readonly Comparison[], command: string, packageVersions: Record<string, string>): string {
+export function markdown(
+  comparisons: readonly Comparison[],
+  command: string,
+  packageVersions: Record<string, string>,
+  failures: readonly { benchmark: string; size: number; error: string }[] = [],
+): string {
   const cpu = cpus();
   const lines = [
     '# Benchmarks',
@@ -39,6 +44,14 @@ export function markdown(comparisons: readonly Comparison[], command: string, pa
     '',
     ...growthLines(growthOf(comparisons)),
     '',
+    ...(failures.length === 0
+      ? []
+      : [
+          '## Runs that failed',
+          '',
+          ...failures.map((failure) => `- ${failure.benchmark} at ${failure.size.toLocaleString('en-US')}: ${failure.error}`),
+          '',
+        ]),
   ];
   return lines.join('\n');
 }

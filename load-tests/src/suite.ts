@@ -76,6 +76,8 @@ export interface ScenarioRun {
   scenario: string;
   size: number;
   comparisons: Comparison[];
+  /** Why the run gave no comparisons, when it failed. */
+  error?: string;
 }
 
 /** What to run: quick mode or the full sizes, and optionally only some scenarios. */
@@ -103,7 +105,14 @@ export async function runSuite(options: SuiteOptions): Promise<ScenarioRun[]> {
       if (scenario.servers) infra ??= await acquireInfra();
       for (const size of options.quick ? scenario.sizes.quick : scenario.sizes.full) {
         console.log(`bench: ${scenario.name} at ${size.toLocaleString('en-US')}…`);
-        runs.push({ scenario: scenario.id, size, comparisons: await scenario.run(size, servers, options.quick) });
+        // A failed run is reported with the others rather than losing them.
+        try {
+          runs.push({ scenario: scenario.id, size, comparisons: await scenario.run(size, servers, options.quick) });
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          console.error(`bench: ${scenario.name} at ${size.toLocaleString('en-US')} failed: ${message}`);
+          runs.push({ scenario: scenario.id, size, comparisons: [], error: message });
+        }
       }
     }
   } finally {

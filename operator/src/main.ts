@@ -4,8 +4,11 @@
  * Kafka admin for pool topics, serves /healthz, /readyz and /metrics, campaigns for the leader Lease and
  * reconciles while it holds it. SIGTERM or SIGINT stops it gracefully: reconciles in flight
  * finish, the Lease is released so another replica takes over at once. A lost Lease exits 1.
+ * TROUPE_RUNTIME_TOKEN (from a Secret; never a flag, which `ps` would show) is the admin token
+ * every RuntimeService call carries. OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables
+ * of kube/tracing.ts) turns tracing on: a span per reconcile and per RuntimeService call.
  *
- *   tsx operator/src/main.ts --kubeconfig ~/.kube/config --runtime-address localhost:50051
+ *   TROUPE_RUNTIME_TOKEN=… tsx operator/src/main.ts --kubeconfig ~/.kube/config --runtime-address localhost:50051
  */
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
@@ -18,6 +21,7 @@ import { AGENT_DEPLOYMENT_DEFAULTS } from './controllers/agentpool.deployment.js
 import { OperatorError, OperatorErrorCode, toError } from './errors.js';
 import { jsonLogger, type LogLevel } from './kube/log.js';
 import { OperatorMetrics } from './kube/metrics.js';
+import { startTracing, tracingConfig } from './kube/tracing.js';
 import { OPERATOR_DEFAULTS, startOperator } from './operator.js';
 
 /** Each flag, the environment variable read when the flag is absent, and its default. */
@@ -122,8 +126,18 @@ async function main(): Promise<number> {
     );
   }
   const log = jsonLogger(level as LogLevel).with({ identity: flags.identity });
+  const traces = tracingConfig(process.env, { serviceName: 'troupe-operator', resource: { 'service.instance.id': flags.identity } });
+  const tracing = traces === undefined ? undefined : await startTracing(traces);
+  if (traces?.otlp !== undefined) log.info('tracing', { collector: new URL(traces.otlp.url).origin, protocol: traces.otlp.protocol });
   const brokers = list(flags['kafka-brokers']);
-  const runtime = new GrpcRuntimeClient({ address: flags['runtime-address'] });
+  const token = process.env.TROUPE_RUNTIME_TOKEN?.trim();
+  if (!token) {
+    throw new OperatorError(
+      OperatorErrorCode.InvalidOptions,
+      "TROUPE_RUNTIME_TOKEN is required: an admin token signed with the runtime's TROUPE_TOKEN_SECRET, from a Secret",
+    );
+  }
+  const runtime = new GrpcRuntimeClient({ address: flags['runtime-address'], token });
   const topics = brokers.length === 0 ? undefined : new KafkaPoolTopics({ brokers, log });
   if (topics === undefined) log.info('no Kafka brokers given: pool topics are not managed');
   const metrics = new OperatorMetrics();
@@ -177,6 +191,7 @@ async function main(): Promise<number> {
   health?.close();
   runtime.close();
   await topics?.close();
+  await tracing?.shutdown().catch((error: unknown) => log.warn('spans not exported', { error: toError(error).message }));
   log.info('stopped', { end });
   return end === 'lost' ? 1 : 0;
 }

@@ -5,13 +5,14 @@
  * a Secret found, a project approved, delivered and another deleted, an Event repeated). Every
  * request it makes must be allowed, and every verb the roles grant must be one it made.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { infra } from '@troupe/harness';
-import { createProvider, SimulatedServer, startEmbeddedRuntime, type EmbeddedRuntime } from '@troupe/runtime';
+import { createProvider, SimulatedServer, startEmbeddedRuntime, Tokens, type EmbeddedRuntime } from '@troupe/runtime';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcRuntimeClient } from './clients/runtime.grpc.js';
@@ -37,14 +38,18 @@ function role(file: string): RoleDocument {
 
 /** `verb group/resource[/subresource]` for every verb a rule grants. */
 function granted(rules: readonly Rule[]): Set<string> {
-  return new Set(rules.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${verb} ${group}/${resource}`)))));
+  return new Set(
+    rules.flatMap((rule) =>
+      rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${verb} ${group}/${resource}`))),
+    ),
+  );
 }
 
 function asGrant(request: ApiRequest): string {
   return `${request.verb} ${request.group}/${request.resource}${request.subresource ? `/${request.subresource}` : ''}`;
 }
 
-describe('the operator\'s RBAC', () => {
+describe("the operator's RBAC", () => {
   let namespace = '';
   let dataDir = '';
   let server: SimulatedServer;
@@ -62,9 +67,23 @@ describe('the operator\'s RBAC', () => {
     const clusterRoleName = `troupe-operator-${namespace}`;
     await kubectlOk(['create', 'serviceaccount', 'troupe-operator', '-n', namespace]);
     await kubectlOk(['apply', '-f', '-'], stringify({ ...clusterRole, metadata: { ...clusterRole.metadata, name: clusterRoleName } }));
-    await kubectlOk(['create', 'clusterrolebinding', clusterRoleName, `--clusterrole=${clusterRoleName}`, `--serviceaccount=${namespace}:troupe-operator`]);
+    await kubectlOk([
+      'create',
+      'clusterrolebinding',
+      clusterRoleName,
+      `--clusterrole=${clusterRoleName}`,
+      `--serviceaccount=${namespace}:troupe-operator`,
+    ]);
     await kubectlOk(['apply', '-f', '-'], stringify({ ...leaderRole, metadata: { ...leaderRole.metadata, namespace } }));
-    await kubectlOk(['create', 'rolebinding', 'troupe-operator-leader-election', '-n', namespace, `--role=${leaderRole.metadata.name}`, `--serviceaccount=${namespace}:troupe-operator`]);
+    await kubectlOk([
+      'create',
+      'rolebinding',
+      'troupe-operator-leader-election',
+      '-n',
+      namespace,
+      `--role=${leaderRole.metadata.name}`,
+      `--serviceaccount=${namespace}:troupe-operator`,
+    ]);
     const token = (await kubectlOk(['create', 'token', 'troupe-operator', '-n', namespace, '--duration=1h'])).trim();
 
     const kubeConfig = new KubeConfig();
@@ -77,14 +96,20 @@ describe('the operator\'s RBAC', () => {
 
     dataDir = mkdtempSync(join(tmpdir(), 'troupe-rbac-runtime-'));
     server = await SimulatedServer.start({ latencyMs: 20, tokensPerSecond: Infinity, seed: 3 });
+    const tokens = new Tokens({ secret: randomBytes(32) });
     embedded = await startEmbeddedRuntime({
       dataDir,
       providers: [createProvider('simulated', { type: 'simulated', baseURL: server.openaiBaseURL })],
-      pools: ['pm', 'architect', 'developer', 'qa', 'devops', 'writer'].map((role) => ({ namespace, name: role, replicas: 1, spec: { role, model: { provider: 'simulated', name: 'sim-small', maxOutputTokens: 256 }, concurrency: 4 } })),
-      grpcPort: 0,
+      pools: ['pm', 'architect', 'developer', 'qa', 'devops', 'writer'].map((role) => ({
+        namespace,
+        name: role,
+        replicas: 1,
+        spec: { role, model: { provider: 'simulated', name: 'sim-small', maxOutputTokens: 256 }, concurrency: 4 },
+      })),
+      grpc: { port: 0, tokens },
       taskCheckMs: 1_000,
     });
-    runtime = new GrpcRuntimeClient({ address: embedded.grpcAddress as string });
+    runtime = new GrpcRuntimeClient({ address: embedded.grpcAddress as string, token: tokens.sign({ sub: 'operator', role: 'admin' }) });
     operator = testOperator(namespace, runtime, {
       kubeConfig,
       leaderElection: { namespace, name: 'troupe-operator', leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 },
@@ -106,18 +131,32 @@ describe('the operator\'s RBAC', () => {
 
   it('does everything its controllers do with only the roles in rbac/', async () => {
     await kubectlOk(['apply', '-f', '-'], samples(namespace, ['provider', 'pools', 'workflow', 'project']));
-    await kubectlOk(['apply', '-n', namespace, '-f', '-'], `apiVersion: troupe.dev/v1alpha1
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
 kind: ModelProvider
 metadata:
   name: openai
 spec:
   type: openai
   apiKeySecretRef: { name: openai, key: api-key }
-`);
+`,
+    );
     await kubectlOk(['create', 'secret', 'generic', 'openai', '-n', namespace, '--from-literal=api-key=sk-rbac-test']);
-    await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', 'modelprovider/simulated', 'modelprovider/openai', 'workflow/hotfix', '--timeout=30s']);
+    await kubectlOk([
+      'wait',
+      '-n',
+      namespace,
+      '--for=condition=Ready',
+      'modelprovider/simulated',
+      'modelprovider/openai',
+      'workflow/hotfix',
+      '--timeout=30s',
+    ]);
     for (const pool of ['pm', 'architect', 'developers', 'qa', 'devops', 'writer']) {
-      await expect.poll(() => kubectl(['get', 'deployment', pool, '-n', namespace]).then((result) => result.code), { timeout: 30_000 }).toBe(0);
+      await expect
+        .poll(() => kubectl(['get', 'deployment', pool, '-n', namespace]).then((result) => result.code), { timeout: 30_000 })
+        .toBe(0);
     }
     await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/storefront', '--timeout=60s']);
 
@@ -129,7 +168,9 @@ spec:
 
     await kubectlOk(['annotate', 'project', 'storefront', '-n', namespace, '--overwrite', 'troupe.dev/approve=architecture']);
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Delivered', 'project/storefront', '--timeout=90s']);
-    await kubectlOk(['apply', '-n', namespace, '-f', '-'], `apiVersion: troupe.dev/v1alpha1
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
 kind: Project
 metadata:
   name: cancelled
@@ -138,7 +179,8 @@ spec:
   brief: A page that will be cancelled.
   budget: { maxCostUSD: 1 }
   approvals: [requirements]
-`);
+`,
+    );
     await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/cancelled', '--timeout=60s']);
     await kubectlOk(['delete', 'project', 'cancelled', '-n', namespace, '--timeout=30s']);
 
@@ -170,7 +212,16 @@ spec:
   });
 
   async function eventCount(reason: string): Promise<number> {
-    const out = await kubectlOk(['get', 'events', '-n', namespace, '--field-selector', `reason=${reason},involvedObject.name=storefront`, '-o', 'jsonpath={.items[*].count}']);
+    const out = await kubectlOk([
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      `reason=${reason},involvedObject.name=storefront`,
+      '-o',
+      'jsonpath={.items[*].count}',
+    ]);
     return out
       .split(/\s+/)
       .filter((count) => count.length > 0)

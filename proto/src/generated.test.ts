@@ -1,14 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  Server,
-  ServerCredentials,
-  credentials,
-  status,
-  type handleUnaryCall,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { Server, ServerCredentials, credentials, status, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { describe, it, expect } from 'vitest';
 import {
   Command,
@@ -156,6 +149,8 @@ describe('RuntimeService over grpc-js', () => {
     getProject: unimplemented,
     listProjects: unimplemented,
     listPools: unimplemented,
+    exportProject: (call) => call.emit('error', { code: status.UNIMPLEMENTED, details: 'not in this test' }),
+    importProject: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in this test' }),
     health: (_call, callback) =>
       callback(null, {
         status: ServingStatus.SERVING,
@@ -203,9 +198,7 @@ describe('RuntimeService over grpc-js', () => {
 
   function health(client: RuntimeServiceClient, request: HealthRequest): Promise<HealthResponse> {
     return new Promise((resolve, reject) =>
-      client.health(request, (error: ServiceError | null, response: HealthResponse) =>
-        error ? reject(error) : resolve(response),
-      ),
+      client.health(request, (error: ServiceError | null, response: HealthResponse) => (error ? reject(error) : resolve(response))),
     );
   }
 

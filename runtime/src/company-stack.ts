@@ -5,10 +5,15 @@
  * they hand in — the embedded log or Kafka, SQLite or Cassandra, in-process or Redis limits, and
  * whether metrics observe it.
  */
-import { startGrpcServer, type GrpcServerHandle } from './api/grpc-server.js';
+import { startGrpcServer, type GrpcServerHandle, type GrpcServerOptions } from './api/grpc-server.js';
 import type { ActorSystemObserver } from './actors/actor-system.js';
 import type { ArtifactStore } from './domain/artifacts.js';
 import { COMPANY_DEFAULTS, Company, type CompanyOptions } from './domain/company.js';
+import { RETRY_POLICY_DEFAULTS, type RetryPolicy } from './domain/delivery/delivery.types.js';
+import { FileSecrets } from './domain/delivery/file-secrets.js';
+import { GitCliPusher } from './domain/delivery/git-client.js';
+import { SmtpMailer } from './domain/delivery/smtp-client.js';
+import { HttpWebhookClient } from './domain/delivery/webhook-client.js';
 import type { PoolResource } from './domain/pools.js';
 import { Budgets } from './llm/budget.js';
 import { LlmClient, type LlmCaller, type RegisteredProvider } from './llm/client.js';
@@ -38,14 +43,32 @@ export interface CompanyStackOptions {
   providers: readonly RegisteredProvider[];
   /** Agent pools to run from the start. */
   pools?: readonly PoolResource[];
-  /** Serve gRPC on `host` (default 127.0.0.1) at `port` (0: any free port); no gRPC when absent. */
-  grpc?: { host?: string; port: number };
+  /**
+   * Serve gRPC on `host` (default 127.0.0.1) at `port` (0: any free port) to callers with a
+   * token `tokens` verifies; no gRPC when absent.
+   */
+  grpc?: GrpcServerOptions;
   /** Cluster-wide RPM/TPM buckets; pools' rate limits are not enforced without them. */
   rateLimiter?: LlmRateLimiter;
   /** The response cache pools may switch on. */
   responseCache?: LlmResponseCache;
   instrumentation?: StackInstrumentation;
+  /** Webhooks, notice emails and git pushes of the projects that ask for them; none are made without it. */
+  delivery?: DeliveryConfig;
   company: Partial<Pick<CompanyOptions, 'nodeId' | 'groupId' | 'partitions' | 'taskCheckMs' | 'onError'>>;
+}
+
+/** Where delivery works and what it talks to. */
+export interface DeliveryConfig {
+  /** Git pushes make their scratch clones here. */
+  scratchDir: string;
+  /** Webhook and git Secrets are read from `<secretsDir>/<namespace>/<name>/<key>`. */
+  secretsDir: string;
+  /** The relay notice emails go through; projects' emails fail without one. */
+  smtp?: { host: string; port: number };
+  /** The From of notice emails (default `Troupe <troupe@troupe.dev>`). */
+  mailFrom?: string;
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface CompanyStack {
@@ -63,7 +86,7 @@ export interface CompanyStack {
 
 /**
  * @example
- * const stack = await startCompanyStack({ transport, store, artifacts, providers, grpc: { port: 0 }, company: { nodeId: 'node-0' } });
+ * const stack = await startCompanyStack({ transport, store, artifacts, providers, grpc: { port: 0, tokens }, company: { nodeId: 'node-0' } });
  * await stack.company.submitProject('cmd-1', command);
  * await stack.stop();
  */
@@ -90,6 +113,8 @@ export async function startCompanyStack(options: CompanyStackOptions): Promise<C
         llm: instrumentation === undefined ? client : instrumentation.observeLlm(client),
         budgets,
         artifacts: options.artifacts,
+        ledger,
+        ...(options.delivery === undefined ? {} : { delivery: deliveryServices(options.delivery) }),
         ...(instrumentation === undefined ? {} : { observer: instrumentation.observeActors(options.transport, groupId) }),
       },
       options.company,
@@ -117,5 +142,16 @@ export async function startCompanyStack(options: CompanyStackOptions): Promise<C
       await company.stop();
       closeProviders();
     },
+  };
+}
+
+function deliveryServices(config: DeliveryConfig): NonNullable<CompanyOptions['delivery']> {
+  return {
+    webhooks: new HttpWebhookClient(),
+    git: new GitCliPusher({ scratchDir: config.scratchDir }),
+    ...(config.smtp === undefined ? {} : { mailer: new SmtpMailer(config.smtp) }),
+    secrets: new FileSecrets(config.secretsDir),
+    ...(config.mailFrom === undefined ? {} : { mailFrom: config.mailFrom }),
+    retry: { ...RETRY_POLICY_DEFAULTS, ...config.retry },
   };
 }

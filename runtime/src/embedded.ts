@@ -5,10 +5,11 @@
  * Redis instead.
  */
 import { join } from 'node:path';
-import { startCompanyStack } from './company-stack.js';
+import { startCompanyStack, type DeliveryConfig } from './company-stack.js';
 import { FileArtifactStore } from './domain/artifacts.js';
 import type { Company } from './domain/company.js';
 import type { PoolResource } from './domain/pools.js';
+import type { Tokens } from './gateway/tokens.js';
 import type { RegisteredProvider } from './llm/client.js';
 import type { CostLedger } from './llm/ledger.js';
 import { openStore } from './store/open.js';
@@ -21,10 +22,12 @@ export interface EmbeddedRuntimeOptions {
   providers: readonly RegisteredProvider[];
   /** Agent pools to run from the start. */
   pools?: readonly PoolResource[];
-  /** Serve gRPC on 127.0.0.1 at this port (0: any free port); no gRPC when absent. */
-  grpcPort?: number;
+  /** Serve gRPC on 127.0.0.1 at `port` (0: any free port) to callers with a token `tokens` verifies; no gRPC when absent. */
+  grpc?: { port: number; tokens: Tokens };
   /** How often a project checks its running tasks are alive (default 30 s; tests use less). */
   taskCheckMs?: number;
+  /** The SMTP relay of notice emails, where Secrets are read (default `<dataDir>/secrets`), retry tuning. */
+  delivery?: Partial<Omit<DeliveryConfig, 'scratchDir'>>;
   onError?: (error: Error) => void;
 }
 
@@ -38,7 +41,8 @@ export interface EmbeddedRuntime {
 
 /**
  * @example
- * const runtime = await startEmbeddedRuntime({ dataDir: '.troupe/data', providers: [createProvider('simulated', { type: 'simulated' })], grpcPort: 0 });
+ * const tokens = new Tokens({ secret });
+ * const runtime = await startEmbeddedRuntime({ dataDir: '.troupe/data', providers: [createProvider('simulated', { type: 'simulated' })], grpc: { port: 0, tokens } });
  * await runtime.company.submitProject('cmd-1', command);
  * await runtime.stop();
  */
@@ -51,7 +55,12 @@ export async function startEmbeddedRuntime(options: EmbeddedRuntimeOptions): Pro
     artifacts: new FileArtifactStore(join(options.dataDir, 'artifacts')),
     providers: options.providers,
     pools: options.pools,
-    ...(options.grpcPort === undefined ? {} : { grpc: { port: options.grpcPort } }),
+    delivery: {
+      ...options.delivery,
+      scratchDir: join(options.dataDir, 'delivery'),
+      secretsDir: options.delivery?.secretsDir ?? join(options.dataDir, 'secrets'),
+    },
+    ...(options.grpc === undefined ? {} : { grpc: options.grpc }),
     company: { nodeId: 'embedded', partitions: 4, taskCheckMs: options.taskCheckMs, onError: options.onError },
   });
   return {

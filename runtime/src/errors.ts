@@ -42,10 +42,14 @@ export const RuntimeErrorCode = {
   PermissionDenied: 'PERMISSION_DENIED',
   /** What the request names does not exist (a project, an artefact, a route). */
   NotFound: 'NOT_FOUND',
+  /** What the request would create exists already (e.g. the project an archive holds). */
+  AlreadyExists: 'ALREADY_EXISTS',
   /** A request body or stream message is larger than the limit. */
   TooLarge: 'TOO_LARGE',
   /** A per-connection or per-server limit (connections, subscriptions) is reached; retriable later. */
   ResourceExhausted: 'RESOURCE_EXHAUSTED',
+  /** A webhook, email or git push of a project's delivery failed; `retriable` says whether trying again may help. */
+  DeliveryFailed: 'DELIVERY_FAILED',
 } as const;
 
 export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];

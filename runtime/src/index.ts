@@ -9,14 +9,24 @@ export {
   DEAD_LETTER_TOPIC,
   type ActorSystemOptions,
   type ActorSystemObserver,
+  type ActorSystemTracer,
   type TurnOutcome,
 } from './actors/actor-system.js';
-export { ActorClient, REPLY_TOPIC, type ActorClientOptions } from './actors/actor-client.js';
+export { ActorClient, REPLY_TOPIC, type ActorClientOptions, type MessageTracing } from './actors/actor-client.js';
+export { actorTracing } from './tracing/runtime-tracing.js';
 export { defineActor, actorTopic, jsonCodec, type ActorType, type ActorContext, type Codec, type TimerDue } from './actors/actor.js';
 export { RETRY_DEFAULTS, type RetryPolicy } from './actors/supervision.js';
 export { RuntimeError, ActorError, TransportError, RuntimeErrorCode } from './errors.js';
 export { startEmbeddedRuntime, type EmbeddedRuntime, type EmbeddedRuntimeOptions } from './embedded.js';
-export { startCompanyStack, type CompanyStack, type CompanyStackOptions, type StackInstrumentation } from './company-stack.js';
+export {
+  startCompanyStack,
+  type CompanyStack,
+  type CompanyStackOptions,
+  type DeliveryConfig,
+  type StackInstrumentation,
+} from './company-stack.js';
+export { WEBHOOK_HEADERS, webhookSignature } from './domain/delivery/webhook-client.js';
+export type { NoticeType, WebhookPayload } from './domain/delivery/delivery.types.js';
 export {
   startNode,
   NODE_DEFAULTS,
@@ -29,8 +39,8 @@ export {
 export { RuntimeMetrics, RUNTIME_METRICS_DEFAULTS, type RuntimeMetricsOptions } from './metrics/runtime-metrics.js';
 export { Company, COMPANY_DEFAULTS, type CompanyOptions } from './domain/company.js';
 export type { PoolResource } from './domain/pools.js';
-export type { RuntimeApi, WatchFilter, StopWatching, ArtifactContent } from './api/runtime-api.js';
-export { startGrpcServer, type GrpcServerHandle } from './api/grpc-server.js';
+export type { RuntimeApi, WatchFilter, StopWatching, ArtifactContent, Invoice, InvoiceLine } from './api/runtime-api.js';
+export { startGrpcServer, GRPC_SERVER_DEFAULTS, type GrpcServerHandle, type GrpcServerOptions } from './api/grpc-server.js';
 export { openTransport, type TransportConfig } from './transport/open.js';
 export { openStore, type StoreConfig } from './store/open.js';
 export { partitionFor } from './transport/partitioner.js';

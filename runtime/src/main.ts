@@ -6,7 +6,13 @@
  * company from crds/samples (or TROUPE_SAMPLES_DIR) is applied once, through the store. It runs
  * on the simulated provider unless OPENAI_API_KEY, ANTHROPIC_API_KEY or a reachable Ollama says
  * otherwise, keeps its state in TROUPE_DATA_DIR (default .troupe/data), writes a kubeconfig
- * there for the `troupe` CLI, and prints the projects' progress as they go.
+ * there for the `troupe` CLI, and prints the projects' progress as they go. Every gRPC call and
+ * every gateway request carries a bearer token signed with TROUPE_TOKEN_SECRET (default: a
+ * secret of this run): the embedded operator mints its own, the CLI finds one in the kubeconfig.
+ * Projects' notice emails go through the SMTP relay at TROUPE_SMTP_URL, and their webhook and
+ * git Secrets are files under TROUPE_SECRETS_DIR (default: the data directory's secrets/).
+ * OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables of @troupe/operator/tracing), when
+ * set, sends the traces of the whole company, reconciles to LLM calls, to that collector.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,14 +41,17 @@ import {
   type RuntimePoolChange,
   type RuntimePools,
 } from '@troupe/operator';
+import { startTracing, tracingConfig } from '@troupe/operator/tracing';
 import { ProjectPhase } from '@troupe/proto';
 import type { Company } from './domain/company.js';
 import type { PoolResource } from './domain/pools.js';
-import { startEmbeddedRuntime } from './embedded.js';
+import { smtpRelay } from './domain/delivery/smtp-client.js';
+import { startEmbeddedRuntime, type EmbeddedRuntimeOptions } from './embedded.js';
 import { Gateway } from './gateway/gateway.js';
 import { phaseName } from './gateway/views.js';
 import { Tokens } from './gateway/tokens.js';
 import { createProvider, type ModelProviderSpec } from './llm/providers/create-provider.js';
+import { redact } from './security/redact.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -146,7 +155,18 @@ async function applySamples(client: KubeClient, api: EmbeddedApiServer, dir: str
   return created;
 }
 
+/** Notice emails go through TROUPE_SMTP_URL (`smtp://host:port`) from TROUPE_MAIL_FROM; Secrets are read under TROUPE_SECRETS_DIR. */
+function deliveryConfig(env: NodeJS.ProcessEnv): NonNullable<EmbeddedRuntimeOptions['delivery']> {
+  return {
+    ...(env.TROUPE_SMTP_URL ? { smtp: smtpRelay(env.TROUPE_SMTP_URL, 'TROUPE_SMTP_URL') } : {}),
+    ...(env.TROUPE_MAIL_FROM ? { mailFrom: env.TROUPE_MAIL_FROM } : {}),
+    ...(env.TROUPE_SECRETS_DIR ? { secretsDir: resolve(env.TROUPE_SECRETS_DIR) } : {}),
+  };
+}
+
 async function main(env: NodeJS.ProcessEnv): Promise<void> {
+  const traces = tracingConfig(env, { serviceName: 'troupe-embedded' });
+  const tracing = traces === undefined ? undefined : await startTracing(traces);
   const dataDir = resolve(env.TROUPE_DATA_DIR ?? resolve(ROOT, '.troupe', 'data'));
   const samplesDir = resolve(env.TROUPE_SAMPLES_DIR ?? resolve(ROOT, 'crds', 'samples'));
   const kubeconfig = join(dataDir, 'kubeconfig');
@@ -163,15 +183,19 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   // The runtime starts with the stored pools, so that work resumed after a restart finds its
   // pool at once; from then on the AgentPool reconciler keeps them as the resources say.
   const pools = stored.map((pool) => poolResource(pool, choice));
+  // A secret of this run unless one is given, so the printed tokens stop working with it.
+  const tokens = new Tokens({ secret: env.TROUPE_TOKEN_SECRET ?? randomBytes(32).toString('hex'), ttlSeconds: 7 * 24 * 3600 });
   const runtime = await startEmbeddedRuntime({
     dataDir,
     providers: [createProvider(choice.name, choice.spec, { apiKey: choice.apiKey })],
     pools,
-    grpcPort: Number(env.TROUPE_GRPC_PORT ?? 0),
+    grpc: { port: Number(env.TROUPE_GRPC_PORT ?? 0), tokens },
+    delivery: deliveryConfig(env),
   });
   const grpcAddress = runtime.grpcAddress as string;
   const namespace = projects[0]?.metadata.namespace ?? stored[0]?.metadata.namespace ?? 'default';
-  writeKubeconfig(kubeconfig, { server: api.url, token, runtimeAddress: grpcAddress, namespace });
+  const runtimeToken = tokens.sign({ sub: 'cli', role: 'admin' });
+  writeKubeconfig(kubeconfig, { server: api.url, token, runtimeAddress: grpcAddress, runtimeToken, namespace });
   console.log(`troupe: the company runs embedded, state in ${dataDir}`);
   console.log(`troupe: provider ${choice.name} (${choice.spec.type})${choice.model ? `, model ${choice.model}` : ''}`);
   console.log(
@@ -181,7 +205,8 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   console.log(`troupe: resources served at ${api.url}${created > 0 ? `, ${created} applied from ${samplesDir}` : ''}`);
 
   const operatorLog = createWriteStream(join(dataDir, 'operator.log'), { flags: 'a' });
-  const grpc = new GrpcRuntimeClient({ address: grpcAddress });
+  // Minted per call, so the operator's token never expires however long the company runs.
+  const grpc = new GrpcRuntimeClient({ address: grpcAddress, token: () => tokens.sign({ sub: 'embedded-operator', role: 'admin' }) });
   const operator = startOperator({
     kubeConfig,
     identity: 'embedded',
@@ -190,7 +215,8 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     runtimePools: embeddedPools(runtime.company, choice, pools),
     // Pools live in this process: their load is cheap to read, and readiness shows sooner.
     metricsIntervalMs: 1_000,
-    log: jsonLogger('info', (line) => operatorLog.write(`${line}\n`)),
+    // The operator's lines quote the runtime's errors: an API key from the environment must not reach the file.
+    log: jsonLogger('info', (line) => operatorLog.write(`${redact(line)}\n`)),
   });
 
   const staticDir = resolve(ROOT, 'dashboard', 'build');
@@ -198,8 +224,6 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     console.log('troupe: building the dashboard once (dashboard/build)…');
     execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'ignore' });
   }
-  // A secret of this run unless one is given, so the printed tokens stop working with it.
-  const tokens = new Tokens({ secret: env.TROUPE_TOKEN_SECRET ?? randomBytes(32).toString('hex'), ttlSeconds: 7 * 24 * 3600 });
   const gateway = await Gateway.start({ api: runtime.company, tokens, staticDir, port: Number(env.TROUPE_PORT ?? 8080) });
   console.log(`troupe: dashboard at ${gateway.url}`);
   console.log(`troupe:   admin token:       ${tokens.sign({ sub: 'admin', role: 'admin' })}`);
@@ -227,6 +251,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     await gateway.stop();
     await runtime.stop();
     await api.stop();
+    await tracing?.shutdown().catch((error: unknown) => console.error(`troupe: spans not exported: ${redact(String(error))}`));
     operatorLog.end();
     process.exit(0);
   };
@@ -261,6 +286,6 @@ class ProgressLines {
 }
 
 main(process.env).catch((error: unknown) => {
-  console.error(`troupe: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`troupe: ${redact(error instanceof Error ? error.message : String(error))}`);
   process.exit(1);
 });

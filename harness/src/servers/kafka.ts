@@ -32,7 +32,8 @@ export async function startKafka(context: ServerContext): Promise<Started<KafkaE
 
   // KRaft refuses to start on unformatted storage; the cluster id only has to be 16 random bytes.
   const clusterId = randomBytes(16).toString('base64url');
-  await run(java, [...classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', config]);
+  // `=` keeps an id that starts with '-' (base64url has them) from reading as an option.
+  await run(java, [...classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, `--config=${config}`]);
 
   const brokers = [`127.0.0.1:${port}`];
   const launch = async () => {

@@ -18,7 +18,7 @@ interface ChildOptions {
 const options = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(options.kubeconfig);
-const runtime = new GrpcRuntimeClient({ address: options.runtimeAddress });
+const runtime = new GrpcRuntimeClient({ address: options.runtimeAddress, token: process.env.TROUPE_RUNTIME_TOKEN });
 const durations: number[] = [];
 const operator = startOperator({
   kubeConfig,

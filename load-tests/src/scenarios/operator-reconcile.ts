@@ -9,6 +9,7 @@
  * kube-apiserver.
  */
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, Projects, type Project } from '@troupe/operator';
-import { createProvider, startEmbeddedRuntime } from '@troupe/runtime';
+import { createProvider, startEmbeddedRuntime, Tokens } from '@troupe/runtime';
 import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
 
 /** Create requests in flight, like a handful of parallel `kubectl apply` loops. */
@@ -57,7 +58,7 @@ async function createAll(
 }
 
 /** The operator in its own process, ready once it leads. */
-async function startChild(options: { kubeconfig: string; namespace: string; runtimeAddress: string }) {
+async function startChild(options: { kubeconfig: string; namespace: string; runtimeAddress: string }, runtimeToken: string) {
   const tsx = pathToFileURL(require.resolve('tsx')).href;
   const child = spawn(
     process.execPath,
@@ -69,6 +70,8 @@ async function startChild(options: { kubeconfig: string; namespace: string; runt
     ],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
+      // As a Secret would hand it to the operator: in the environment, not on the command line.
+      env: { ...process.env, TROUPE_RUNTIME_TOKEN: runtimeToken },
     },
   );
   const lines = createInterface({ input: child.stdout! });
@@ -129,8 +132,16 @@ export async function operatorReconcile(kubeconfig: string, count: number): Prom
   const plainSeconds = (Math.max(...plain.createdAt.map((at, i) => at + (plain.latencies[i] ?? 0))) - Math.min(...plain.createdAt)) / 1000;
 
   const dataDir = mkdtempSync(join(tmpdir(), 'troupe-bench-operator-'));
-  const runtime = await startEmbeddedRuntime({ dataDir, providers: [createProvider('simulated', { type: 'simulated' })], grpcPort: 0 });
-  const operator = await startChild({ kubeconfig, namespace: operatorNamespace, runtimeAddress: runtime.grpcAddress as string });
+  const tokens = new Tokens({ secret: randomBytes(32) });
+  const runtime = await startEmbeddedRuntime({
+    dataDir,
+    providers: [createProvider('simulated', { type: 'simulated' })],
+    grpc: { port: 0, tokens },
+  });
+  const operator = await startChild(
+    { kubeconfig, namespace: operatorNamespace, runtimeAddress: runtime.grpcAddress as string },
+    tokens.sign({ sub: 'bench-operator', role: 'admin' }),
+  );
   try {
     const started = performance.now();
     const created = await createAll(client, operatorNamespace, count);

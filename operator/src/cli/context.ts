@@ -1,7 +1,7 @@
 /**
  * What every CLI command works with: the Kubernetes client for the kubeconfig's cluster (the
  * embedded resource server or a real API server), the kinds and the CRD validator from crds/,
- * the namespace to act in, the runtime's gRPC address for `logs`, and where output goes.
+ * the namespace to act in, the runtime's gRPC address and token for `logs`, and where output goes.
  */
 import { existsSync } from 'node:fs';
 import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
@@ -23,6 +23,8 @@ export interface CliContext {
   namespaceExplicit: boolean;
   /** The RuntimeService address, or undefined when neither a flag nor the kubeconfig names one. */
   runtimeAddress: string | undefined;
+  /** The bearer token of RuntimeService calls: TROUPE_RUNTIME_TOKEN, else the kubeconfig's. */
+  runtimeToken: string | undefined;
   out: NodeJS.WritableStream & { isTTY?: boolean };
   /** Ctrl-C: commands that wait or follow stop and exit 0. */
   signal: AbortSignal;
@@ -33,6 +35,7 @@ export interface ConnectOptions {
   crdsDir: string;
   namespace: string | undefined;
   runtimeAddress: string | undefined;
+  runtimeToken: string | undefined;
   out: CliContext['out'];
   signal: AbortSignal;
 }
@@ -45,7 +48,7 @@ export function connect(options: ConnectOptions): CliContext {
       `no kubeconfig at ${options.kubeconfig}: start the company with \`npm start\`, or pass --kubeconfig (or set TROUPE_KUBECONFIG)`,
     );
   }
-  const { config, runtimeAddress } = readKubeconfig(options.kubeconfig);
+  const { config, runtimeAddress, runtimeToken } = readKubeconfig(options.kubeconfig);
   const validator = CrdValidator.fromDirectory(options.crdsDir);
   const contextNamespace = config.getContextObject(config.getCurrentContext())?.namespace;
   return {
@@ -55,6 +58,7 @@ export function connect(options: ConnectOptions): CliContext {
     namespace: options.namespace ?? contextNamespace ?? 'default',
     namespaceExplicit: options.namespace !== undefined,
     runtimeAddress: options.runtimeAddress ?? runtimeAddress,
+    runtimeToken: options.runtimeToken ?? runtimeToken,
     out: options.out,
     signal: options.signal,
   };
@@ -68,7 +72,7 @@ export function runtimeClient(context: CliContext): GrpcRuntimeClient {
       'no runtime address: the kubeconfig has no troupe.dev/runtime extension; pass --runtime-address HOST:PORT (or set TROUPE_RUNTIME_ADDRESS)',
     );
   }
-  return new GrpcRuntimeClient({ address: context.runtimeAddress });
+  return new GrpcRuntimeClient({ address: context.runtimeAddress, token: context.runtimeToken });
 }
 
 /**

@@ -18,6 +18,8 @@ import { remove } from './delete.command.js';
 import { scale } from './scale.command.js';
 import { get, outputFormat } from './get.command.js';
 import { logs } from './logs.command.js';
+import { exportProject } from './export.command.js';
+import { importProject } from './import.command.js';
 
 const HELP = `troupe: drive the Troupe company (the embedded one \`npm start\` runs, or a cluster)
 
@@ -41,6 +43,13 @@ Commands:
         The project's activity feed; -f follows it live from the runtime until the project ends.
   delete KIND NAME [--wait=false] [--timeout 2m]
         Delete a resource, waiting until its finalizers let it go.
+  export project NAME -f FILE
+        Write the project's archive from the runtime: its journal, its LLM calls' journals, its
+        artefacts and its ledger entries, gzipped into FILE.
+  import -f FILE [-n NS]
+        Restore the project of an archive into the runtime, in its namespace or in NS. Refused if
+        the project exists, or the archive is corrupt or of an unknown version; then nothing is
+        stored. Apply the Project resource afterwards to have the operator follow it.
 
 Flags:
   -n, --namespace NS         namespace (default: the kubeconfig context's, else "default")
@@ -48,7 +57,8 @@ Flags:
   -o, --output FORMAT        json (every command), yaml and wide (get)
       --kubeconfig PATH      default: $TROUPE_KUBECONFIG, else .troupe/data/kubeconfig
       --runtime-address H:P  the runtime's gRPC address (default: from the kubeconfig, else
-                             $TROUPE_RUNTIME_ADDRESS); used by logs -f
+                             $TROUPE_RUNTIME_ADDRESS); used by logs -f, export and import,
+                             with the token in $TROUPE_RUNTIME_TOKEN or else the kubeconfig's
   -h, --help
 
 Exit codes:
@@ -79,6 +89,8 @@ const COMMANDS = {
   approve: {},
   scale: { replicas: { type: 'string' } },
   logs: { follow: { type: 'boolean', short: 'f' } },
+  export: { filename: { type: 'string', short: 'f' } },
+  import: { filename: { type: 'string', short: 'f' } },
   delete: { wait: { type: 'string' }, timeout: { type: 'string' } },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -135,6 +147,7 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, signal: Abor
       crdsDir: CRDS_DIR,
       namespace: flag('namespace'),
       runtimeAddress: flag('runtime-address') ?? env.TROUPE_RUNTIME_ADDRESS,
+      runtimeToken: env.TROUPE_RUNTIME_TOKEN || undefined,
       out: process.stdout,
       signal,
     });
@@ -180,6 +193,19 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, signal: Abor
     case 'logs': {
       const [project] = positionals(args, 1, 'logs PROJECT [-f]');
       return logs(context(), { project: project as string, follow: values.follow === true, json });
+    }
+    case 'export': {
+      const [kind, name] = positionals(args, 2, 'export project NAME -f FILE');
+      if (flag('filename') === undefined) throw usage('export needs -f FILE');
+      const file = resolve(flag('filename') as string);
+      return exportProject(context(), { kind: kind as string, name: name as string, file, json, progress: process.stderr });
+    }
+    case 'import': {
+      positionals(args, 0, 'import -f FILE [-n NS]');
+      if (flag('filename') === undefined) throw usage('import needs -f FILE');
+      const file = resolve(flag('filename') as string);
+      // Without -n the project goes back to its own namespace, not to the kubeconfig's.
+      return importProject(context(), { file, namespace: flag('namespace'), json, progress: process.stderr });
     }
     case 'delete': {
       const [kind, name] = positionals(args, 2, 'delete KIND NAME');

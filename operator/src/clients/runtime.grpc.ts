@@ -1,19 +1,23 @@
 /**
- * RuntimeClient over the runtime's gRPC RuntimeService (ts-proto client on @grpc/grpc-js).
- * The one place gRPC statuses become operator errors.
+ * RuntimeClient over the runtime's gRPC RuntimeService (ts-proto client on @grpc/grpc-js), each
+ * call carrying the bearer token the runtime checks (metadata `authorization: Bearer …`). The
+ * one place gRPC statuses become operator errors.
  */
 import { Metadata, credentials, status as GrpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import {
   RuntimeServiceClient,
   type Approve,
+  type ArchivePart,
   type CancelProject,
   type GetProjectResponse,
+  type ImportProjectResponse,
   type ListPoolsResponse,
   type PoolEntry,
   type ProjectStatus,
   type SubmitProject,
 } from '@troupe/proto';
 import { OperatorError, OperatorErrorCode, checkOption, isPositiveInteger } from '../errors.js';
+import { tracingInterceptor } from '../kube/tracing.js';
 import type { ProjectStream, ProjectStreamHandlers, RuntimeClient } from './runtime.js';
 
 export interface GrpcRuntimeClientOptions {
@@ -25,6 +29,11 @@ export interface GrpcRuntimeClientOptions {
   credentials: ChannelCredentials;
   /** Longest wait between reconnection attempts to an unreachable runtime (default 10 s). */
   maxReconnectBackoffMs: number;
+  /**
+   * The bearer token every call carries (the runtime refuses calls without one), or a function
+   * asked before each call — so that a process able to sign tokens never sends an expired one.
+   */
+  token?: string | (() => string);
 }
 
 export const GRPC_RUNTIME_CLIENT_DEFAULTS = {
@@ -34,7 +43,7 @@ export const GRPC_RUNTIME_CLIENT_DEFAULTS = {
 
 /**
  * @example
- * const runtime = new GrpcRuntimeClient({ address: 'troupe-runtime:50051' });
+ * const runtime = new GrpcRuntimeClient({ address: 'troupe-runtime:50051', token: process.env.TROUPE_RUNTIME_TOKEN });
  * await runtime.submitProject(`submit/${uid}/${generation}`, command);
  */
 export class GrpcRuntimeClient implements RuntimeClient {
@@ -48,28 +57,35 @@ export class GrpcRuntimeClient implements RuntimeClient {
       // grpc-js backs off up to 120 s by default: a runtime that comes up would stay unused that long.
       'grpc.max_reconnect_backoff_ms': this.options.maxReconnectBackoffMs,
       'grpc.keepalive_time_ms': 30_000,
+      interceptors: [tracingInterceptor],
     });
   }
 
   async submitProject(commandId: string, command: SubmitProject): Promise<void> {
-    await this.unary('SubmitProject', (deadline, done) => this.client.submitProject({ commandId, command }, new Metadata(), { deadline }, done));
+    await this.unary('SubmitProject', (deadline, done) =>
+      this.client.submitProject({ commandId, command }, this.metadata(), { deadline }, done),
+    );
   }
 
   async cancelProject(commandId: string, command: CancelProject): Promise<void> {
     try {
-      await this.unary('CancelProject', (deadline, done) => this.client.cancelProject({ commandId, command }, new Metadata(), { deadline }, done));
+      await this.unary('CancelProject', (deadline, done) =>
+        this.client.cancelProject({ commandId, command }, this.metadata(), { deadline }, done),
+      );
     } catch (error) {
       if (!(error instanceof RuntimeCallError && error.grpcCode === GrpcStatus.NOT_FOUND)) throw error;
     }
   }
 
   async approve(commandId: string, command: Approve): Promise<void> {
-    await this.unary('Approve', (deadline, done) => this.client.approve({ commandId, command }, new Metadata(), { deadline }, done));
+    await this.unary('Approve', (deadline, done) => this.client.approve({ commandId, command }, this.metadata(), { deadline }, done));
   }
 
   async getProject(namespace: string, name: string): Promise<ProjectStatus | undefined> {
     try {
-      const response = await this.unary<GetProjectResponse>('GetProject', (deadline, done) => this.client.getProject({ namespace, name }, new Metadata(), { deadline }, done));
+      const response = await this.unary<GetProjectResponse>('GetProject', (deadline, done) =>
+        this.client.getProject({ namespace, name }, this.metadata(), { deadline }, done),
+      );
       return response.status;
     } catch (error) {
       if (error instanceof RuntimeCallError && error.grpcCode === GrpcStatus.NOT_FOUND) return undefined;
@@ -78,7 +94,7 @@ export class GrpcRuntimeClient implements RuntimeClient {
   }
 
   watchProject(namespace: string, name: string, handlers: ProjectStreamHandlers): ProjectStream {
-    const call = this.client.watchProject({ namespace, name, afterSequence: 0 });
+    const call = this.client.watchProject({ namespace, name, afterSequence: 0 }, this.metadata());
     let closed = false;
     let ended = false;
     const end = (error: OperatorError | undefined) => {
@@ -100,17 +116,82 @@ export class GrpcRuntimeClient implements RuntimeClient {
   }
 
   async listPools(namespace?: string): Promise<PoolEntry[]> {
-    const response = await this.unary<ListPoolsResponse>('ListPools', (deadline, done) => this.client.listPools({ namespace: namespace ?? '' }, new Metadata(), { deadline }, done));
+    const response = await this.unary<ListPoolsResponse>('ListPools', (deadline, done) =>
+      this.client.listPools({ namespace: namespace ?? '' }, this.metadata(), { deadline }, done),
+    );
     return response.pools;
+  }
+
+  /**
+   * The project's archive (proto backup.proto), part by part, as ExportProject streams it; a
+   * refusal ends it with a RuntimeCallError (NOT_FOUND when the runtime does not know the
+   * project). Stopping the iteration early cancels the call.
+   */
+  async *exportProject(namespace: string, name: string): AsyncGenerator<ArchivePart> {
+    const call = this.client.exportProject({ namespace, name }, this.metadata());
+    let ended = false;
+    try {
+      for await (const response of call as AsyncIterable<{ part?: ArchivePart }>) if (response.part !== undefined) yield response.part;
+      ended = true;
+    } catch (error) {
+      ended = true;
+      throw callError('ExportProject', error as ServiceError);
+    } finally {
+      if (!ended) call.cancel();
+    }
+  }
+
+  /**
+   * Sends an archive's parts to ImportProject, the first naming the namespace to restore the
+   * project into (undefined: the archive's), no faster than the runtime reads them. A failure
+   * to read `parts` cancels the call and rejects with it.
+   */
+  importProject(parts: AsyncIterable<ArchivePart>, namespace: string | undefined): Promise<ImportProjectResponse> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let wake = () => {};
+      const call = this.client.importProject(this.metadata(), (error, response) => {
+        settled = true;
+        wake();
+        if (error) reject(callError('ImportProject', error));
+        else resolve(response);
+      });
+      call.on('drain', () => wake());
+      void (async () => {
+        let first = true;
+        for await (const part of parts) {
+          // The runtime answered already (a refusal): the rest of the archive is of no use.
+          if (settled) return;
+          const writable = call.write({ namespace: first ? (namespace ?? '') : '', part });
+          first = false;
+          if (!writable) await new Promise<void>((drained) => (wake = drained));
+        }
+        if (!settled) call.end();
+      })().catch((error: unknown) => {
+        settled = true;
+        call.cancel();
+        reject(error);
+      });
+    });
   }
 
   close(): void {
     this.client.close();
   }
 
+  private metadata(): Metadata {
+    const metadata = new Metadata();
+    const { token } = this.options;
+    const value = typeof token === 'function' ? token() : token;
+    if (value !== undefined) metadata.set('authorization', `Bearer ${value}`);
+    return metadata;
+  }
+
   private unary<R>(method: string, call: (deadline: Date, done: (error: ServiceError | null, response: R) => void) => void): Promise<R> {
     return new Promise((resolve, reject) => {
-      call(new Date(Date.now() + this.options.deadlineMs), (error, response) => (error ? reject(callError(method, error)) : resolve(response)));
+      call(new Date(Date.now() + this.options.deadlineMs), (error, response) =>
+        error ? reject(callError(method, error)) : resolve(response),
+      );
     });
   }
 }
@@ -144,14 +225,34 @@ const REJECTED: ReadonlySet<number> = new Set([
 /** gRPC status → operator error: refusals are final, everything else may pass on a retry. */
 function callError(method: string, error: ServiceError): RuntimeCallError {
   const rejected = REJECTED.has(error.code);
-  return new RuntimeCallError(rejected ? OperatorErrorCode.RuntimeRejected : OperatorErrorCode.RuntimeUnavailable, method, error.code, error.details || error.message, {
-    retriable: !rejected,
-    cause: error,
-  });
+  return new RuntimeCallError(
+    rejected ? OperatorErrorCode.RuntimeRejected : OperatorErrorCode.RuntimeUnavailable,
+    method,
+    error.code,
+    error.details || error.message,
+    {
+      retriable: !rejected,
+      cause: error,
+    },
+  );
 }
 
 function validate(options: GrpcRuntimeClientOptions): void {
   const component = 'GrpcRuntimeClient';
-  checkOption(/^[^\s]+:\d+$/.test(options.address.replace(/^dns:\/{0,3}|^ipv4:|^ipv6:/, '')), component, 'address', 'must be host:port', options.address);
-  for (const key of ['deadlineMs', 'maxReconnectBackoffMs'] as const) checkOption(isPositiveInteger(options[key]), component, key, 'must be a positive integer', options[key]);
+  checkOption(
+    /^[^\s]+:\d+$/.test(options.address.replace(/^dns:\/{0,3}|^ipv4:|^ipv6:/, '')),
+    component,
+    'address',
+    'must be host:port',
+    options.address,
+  );
+  for (const key of ['deadlineMs', 'maxReconnectBackoffMs'] as const)
+    checkOption(isPositiveInteger(options[key]), component, key, 'must be a positive integer', options[key]);
+  // The value is not shown: it is a credential.
+  checkOption(
+    options.token === undefined || typeof options.token === 'function' || /^\S+$/.test(options.token),
+    component,
+    'token',
+    'must be a non-empty token without spaces',
+  );
 }

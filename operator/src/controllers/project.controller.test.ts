@@ -4,11 +4,12 @@
  * waits at its approval gate until `kubectl annotate` approves it, and is delivered, its status
  * written coalesced; a spec change is resubmitted; deleting a project cancels it in the runtime.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProjectPhase } from '@troupe/proto';
-import { createProvider, SimulatedServer, startEmbeddedRuntime, type EmbeddedRuntime, type PoolResource } from '@troupe/runtime';
+import { createProvider, SimulatedServer, startEmbeddedRuntime, Tokens, type EmbeddedRuntime, type PoolResource } from '@troupe/runtime';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
@@ -83,6 +84,7 @@ describe('Project controller, with the embedded runtime', () => {
     namespace = await createNamespace('projects');
     dataDir = mkdtempSync(join(tmpdir(), 'troupe-operator-runtime-'));
     server = await SimulatedServer.start({ latencyMs: 20, tokensPerSecond: Infinity, seed: 7 });
+    const tokens = new Tokens({ secret: randomBytes(32) });
     embedded = await startEmbeddedRuntime({
       dataDir,
       providers: [
@@ -96,10 +98,10 @@ describe('Project controller, with the embedded runtime', () => {
         }),
       ],
       pools: runtimePools(namespace),
-      grpcPort: 0,
+      grpc: { port: 0, tokens },
       taskCheckMs: 1_000,
     });
-    runtime = new GrpcRuntimeClient({ address: embedded.grpcAddress as string });
+    runtime = new GrpcRuntimeClient({ address: embedded.grpcAddress as string, token: tokens.sign({ sub: 'operator', role: 'admin' }) });
     operator = testOperator(namespace, runtime, {
       onRequest: (request) => {
         if (request.resource === 'projects' && request.subresource === 'status' && request.name !== undefined) {

@@ -1,15 +1,16 @@
 /**
  * The kubeconfig `npm start` writes for the troupe CLI (and anything else that speaks
  * kubeconfig): the embedded resource server's URL, its admin token, and — in a cluster
- * extension, since a kubeconfig has no field for it — the runtime's gRPC address. The CLI reads
- * the same file, or a real cluster's kubeconfig, through `readKubeconfig`.
+ * extension, since a kubeconfig has no field for them — the runtime's gRPC address and the
+ * bearer token its calls carry. The CLI reads the same file, or a real cluster's kubeconfig,
+ * through `readKubeconfig`.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 
-/** The cluster extension that carries the runtime's gRPC address. */
+/** The cluster extension that carries the runtime's gRPC address and token. */
 export const RUNTIME_EXTENSION = 'troupe.dev/runtime';
 
 const NAME = 'troupe-embedded';
@@ -22,14 +23,17 @@ export interface Endpoints {
   token: string;
   /** host:port of the runtime's RuntimeService. */
   runtimeAddress?: string;
+  /** The bearer token of RuntimeService calls. */
+  runtimeToken?: string;
   /** The context's default namespace. */
   namespace?: string;
 }
 
-/** A loaded kubeconfig and the runtime address its current cluster carries, if any. */
+/** A loaded kubeconfig and the runtime address and token its current cluster carries, if any. */
 export interface LoadedKubeconfig {
   config: KubeConfig;
   runtimeAddress?: string;
+  runtimeToken?: string;
 }
 
 /**
@@ -49,7 +53,17 @@ export function writeKubeconfig(path: string, endpoints: Endpoints): void {
           ...(endpoints.server.startsWith('http:') ? { 'insecure-skip-tls-verify': true } : {}),
           ...(endpoints.runtimeAddress === undefined
             ? {}
-            : { extensions: [{ name: RUNTIME_EXTENSION, extension: { grpcAddress: endpoints.runtimeAddress } }] }),
+            : {
+                extensions: [
+                  {
+                    name: RUNTIME_EXTENSION,
+                    extension: {
+                      grpcAddress: endpoints.runtimeAddress,
+                      ...(endpoints.runtimeToken === undefined ? {} : { token: endpoints.runtimeToken }),
+                    },
+                  },
+                ],
+              }),
         },
       },
     ],
@@ -69,18 +83,23 @@ export function writeKubeconfig(path: string, endpoints: Endpoints): void {
   renameSync(temporary, path);
 }
 
-/** Loads a kubeconfig file and the runtime address of its current cluster's troupe extension. */
+/** Loads a kubeconfig file and the runtime address and token of its current cluster's troupe extension. */
 export function readKubeconfig(path: string): LoadedKubeconfig {
   const text = readFileSync(path, 'utf8');
   const config = new KubeConfig();
   config.loadFromString(text);
   const document = parse(text) as {
-    clusters?: { name?: string; cluster?: { extensions?: { name?: string; extension?: { grpcAddress?: unknown } }[] } }[];
+    clusters?: { name?: string; cluster?: { extensions?: { name?: string; extension?: { grpcAddress?: unknown; token?: unknown } }[] } }[];
   } | null;
   const cluster = config.getCurrentCluster()?.name;
   const extension = document?.clusters
     ?.find((entry) => entry.name === cluster)
     ?.cluster?.extensions?.find((entry) => entry.name === RUNTIME_EXTENSION)?.extension;
   const address = extension?.grpcAddress;
-  return { config, ...(typeof address === 'string' && address !== '' ? { runtimeAddress: address } : {}) };
+  const token = extension?.token;
+  return {
+    config,
+    ...(typeof address === 'string' && address !== '' ? { runtimeAddress: address } : {}),
+    ...(typeof token === 'string' && token !== '' ? { runtimeToken: token } : {}),
+  };
 }

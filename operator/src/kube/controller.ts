@@ -9,6 +9,7 @@ import { OperatorError, OperatorErrorCode, TerminalError, checkOption, isPositiv
 import type { KindRecorder } from './events.js';
 import type { Informer } from './informer.js';
 import { silentLogger, type Logger } from './log.js';
+import { traceReconcile } from './tracing.js';
 import type { KubeObject, ObjectKey } from './types.js';
 import { keyOf, splitKey } from './types.js';
 import { WorkQueue, type WorkQueueOptions } from './work-queue.js';
@@ -69,7 +70,13 @@ export class Controller<T extends KubeObject> {
 
   constructor(options: Pick<ControllerOptions<T>, 'name' | 'primary' | 'reconciler' | 'recorder'> & Partial<ControllerOptions<T>>) {
     this.options = { ...CONTROLLER_DEFAULTS, ...options };
-    checkOption(isPositiveInteger(this.options.concurrency), 'Controller', 'concurrency', 'must be a positive integer', this.options.concurrency);
+    checkOption(
+      isPositiveInteger(this.options.concurrency),
+      'Controller',
+      'concurrency',
+      'must be a positive integer',
+      this.options.concurrency,
+    );
     this.queue = new WorkQueue(this.options.queue);
     this.watches(this.options.primary, (object) => [keyOf(object)]);
   }
@@ -119,7 +126,7 @@ export class Controller<T extends KubeObject> {
     const started = performance.now();
     let result: ReconcileOutcome['result'];
     try {
-      const { requeueAfterMs } = await reconciler.reconcile(key);
+      const { requeueAfterMs } = await traceReconcile(name, key, () => reconciler.reconcile(key));
       this.queue.forget(key);
       if (requeueAfterMs !== undefined) this.queue.addAfter(key, requeueAfterMs);
       result = requeueAfterMs === undefined ? 'success' : 'requeue';

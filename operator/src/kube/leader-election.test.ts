@@ -25,8 +25,9 @@ describe('leader election across operator processes', () => {
       TROUPE_LEASE_DURATION_MS: '3000',
       TROUPE_RENEW_DEADLINE_MS: '2000',
       TROUPE_RETRY_PERIOD_MS: '300',
-      // Workflows need no runtime; nothing listens here.
+      // Workflows need no runtime; nothing listens here, so no token is ever checked.
       TROUPE_RUNTIME_ADDRESS: '127.0.0.1:1',
+      TROUPE_RUNTIME_TOKEN: 'unchecked',
       TROUPE_HEALTH_PORT: '0',
     });
     replicas.set(identity, replica);
@@ -37,7 +38,9 @@ describe('leader election across operator processes', () => {
 
   /** Applies a valid Workflow, waits for Ready, and returns who reported it. */
   async function reconciledBy(name: string): Promise<string[]> {
-    await kubectlOk(['apply', '-n', namespace, '-f', '-'], `apiVersion: troupe.dev/v1alpha1
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
 kind: Workflow
 metadata:
   name: ${name}
@@ -45,9 +48,19 @@ spec:
   phases:
     - { name: build, role: developer }
     - { name: ship, role: devops, needs: [build] }
-`);
+`,
+    );
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', `workflow/${name}`, '--timeout=30s']);
-    const out = await kubectlOk(['get', 'events', '-n', namespace, '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.reportingInstance}{"\\n"}{end}']);
+    const out = await kubectlOk([
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      `involvedObject.name=${name}`,
+      '-o',
+      'jsonpath={range .items[*]}{.reportingInstance}{"\\n"}{end}',
+    ]);
     return [...new Set(out.split('\n').filter((line) => line.length > 0))];
   }
 
@@ -90,7 +103,9 @@ spec:
     await replicas.get(leaderName)?.stop('SIGKILL');
     await standby.waitForLog('became leader', 15_000);
     expect(await holder()).toBe('operator-c');
-    expect(Number(await kubectlOk(['get', 'lease', LEASE, '-n', namespace, '-o', 'jsonpath={.spec.leaseTransitions}']))).toBe(transitions + 1);
+    expect(Number(await kubectlOk(['get', 'lease', LEASE, '-n', namespace, '-o', 'jsonpath={.spec.leaseTransitions}']))).toBe(
+      transitions + 1,
+    );
     expect(await reconciledBy('third')).toEqual(['operator-c']);
   });
 });

@@ -31,8 +31,9 @@ describe("the operator's metrics", () => {
       POD_NAMESPACE: namespace,
       TROUPE_WATCH_NAMESPACES: namespace,
       TROUPE_LEADER_ELECT: 'false',
-      // Workflows need no runtime; nothing listens here.
+      // Workflows need no runtime; nothing listens here, so no token is ever checked.
       TROUPE_RUNTIME_ADDRESS: '127.0.0.1:1',
+      TROUPE_RUNTIME_TOKEN: 'unchecked',
       TROUPE_HEALTH_PORT: String(port),
     });
     await operator.waitForLog('caches synced, starting controllers');

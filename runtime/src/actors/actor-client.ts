@@ -3,7 +3,7 @@
  * running actors: `tell` appends to the actor's topic; `ask` also waits for the reply.
  */
 import { randomUUID } from 'node:crypto';
-import { Envelope } from '@troupe/proto';
+import { Envelope, type TraceContext } from '@troupe/proto';
 import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { ActorRef } from '../store/store.js';
 import type { ProducerRecord, Subscription, Transport } from '../transport/transport.js';
@@ -12,6 +12,18 @@ import { actorTopic, jsonCodec, type ActorType, type Codec } from './actor.js';
 /** Replies to asks; each client reads the ones keyed with its id. */
 export const REPLY_TOPIC = 'troupe.replies';
 const REPLY_PARTITIONS = 4;
+
+/**
+ * Carries trace context on the messages a client sends (OpenTelemetry's: tracing/runtime-tracing.ts);
+ * the default carries none.
+ */
+export interface MessageTracing {
+  /** The W3C trace context of the span active now, for a message sent now; undefined outside any recorded trace. */
+  current(): TraceContext | undefined;
+}
+
+/** Carries no trace context. */
+export const UNTRACED: MessageTracing = { current: () => undefined };
 
 /** How a handler's turn ended, as sent back to the asker. */
 export type AskOutcome = { ok: true; value: unknown } | { ok: false; code: string; message: string };
@@ -24,12 +36,15 @@ export interface ActorClientOptions {
   /** How long `ask` waits by default (default 30 s). */
   askTimeoutMs: number;
   clock: () => number;
+  /** Stamps each message with the trace it is sent in, in its envelope and its `traceparent` header (default: none). */
+  tracing: MessageTracing;
 }
 
 export const ACTOR_CLIENT_DEFAULTS = {
   groupId: 'troupe.runtime',
   askTimeoutMs: 30_000,
   clock: Date.now,
+  tracing: UNTRACED,
 } as const satisfies Partial<ActorClientOptions>;
 
 interface PendingAsk {
@@ -146,6 +161,7 @@ export class ActorClient {
     meta: MessageMeta,
   ): ProducerRecord & { key: string } {
     const codec = type.codec ?? jsonCodec;
+    const trace = this.options.tracing.current();
     const value = Envelope.encode({
       id: meta.id,
       target: { type: type.type, id },
@@ -156,8 +172,14 @@ export class ActorClient {
       correlationId: meta.correlationId ?? meta.id,
       createdAt: this.options.clock(),
       replyTo: meta.replyTo,
+      trace,
     }).finish();
-    return { topic: actorTopic(type.type), key: id, value };
+    // Mirrored in the record's headers, where Kafka tools and other consumers look for it.
+    const headers =
+      trace === undefined
+        ? undefined
+        : { traceparent: trace.traceparent, ...(trace.tracestate === '' ? {} : { tracestate: trace.tracestate }) };
+    return { topic: actorTopic(type.type), key: id, value, ...(headers === undefined ? {} : { headers }) };
   }
 
   /** Stops reading replies; pending asks reject with CLOSED. */

@@ -11,7 +11,7 @@ import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, Timer, TurnWri
 import { partitionFor } from '../transport/partitioner.js';
 import type { ConsumedRecord, PartitionAssignment, PartitionBatch, Subscription, Transport } from '../transport/transport.js';
 import { actorTopic, jsonCodec, type ActorContext, type ActorType, type Codec, type TimerDue } from './actor.js';
-import { ActorClient } from './actor-client.js';
+import { ActorClient, UNTRACED, type MessageTracing } from './actor-client.js';
 import { LocalActors } from './local-actors.js';
 import { RETRY_DEFAULTS, retryDelay, type RetryPolicy } from './supervision.js';
 import { TimerService } from './timers.js';
@@ -39,6 +39,18 @@ export interface ActorSystemObserver {
   partitionsRevoked?(assignments: readonly PartitionAssignment[]): void;
 }
 
+/**
+ * Traces turns and the messages they send (OpenTelemetry's: tracing/runtime-tracing.ts); the
+ * default traces nothing.
+ */
+export interface ActorSystemTracer extends MessageTracing {
+  /**
+   * Runs one try of a turn's handler, in a span that continues the trace `envelope` carries, so
+   * that what the handler sends carries that span on.
+   */
+  turn<T>(actor: ActorRef, envelope: Envelope, attempt: number, handle: () => Promise<T>): Promise<T>;
+}
+
 export interface ActorSystemOptions {
   transport: Transport;
   store: Store;
@@ -62,6 +74,8 @@ export interface ActorSystemOptions {
   onError: (error: Error) => void;
   /** Told of turns and partition ownership, for metrics (default: nobody). */
   observer: ActorSystemObserver;
+  /** Traces each turn and stamps the messages it sends with its trace (default: nothing traced). */
+  tracer: ActorSystemTracer;
 }
 
 export const ACTOR_SYSTEM_DEFAULTS = {
@@ -74,6 +88,7 @@ export const ACTOR_SYSTEM_DEFAULTS = {
   clock: Date.now,
   onError: (error: Error) => console.error(`troupe runtime: ${error.message}`),
   observer: {},
+  tracer: { ...UNTRACED, turn: (_actor, _envelope, _attempt, handle) => handle() },
 } as const satisfies Partial<ActorSystemOptions>;
 
 type Required = 'transport' | 'store' | 'actors';
@@ -142,6 +157,7 @@ export class ActorSystem {
       groupId: this.options.groupId,
       askTimeoutMs: this.options.askTimeoutMs,
       clock: this.options.clock,
+      tracing: this.options.tracer,
     });
     const reportError = (error: unknown) => this.options.onError(toError(error));
     this.local = new LocalActors(
@@ -437,7 +453,7 @@ export class ActorSystem {
           causationId: envelope.id,
           correlationId: envelope.correlationId || envelope.id,
         });
-        outbox.push({ id: messageId, topic: record.topic, key: record.key, value: record.value, headers: {} });
+        outbox.push({ id: messageId, topic: record.topic, key: record.key, value: record.value, headers: record.headers ?? {} });
       },
       publish: (topic, key, value) => {
         outbox.push({ id: `${envelope.id}/${outbox.length}`, topic, key, value, headers: {} });
@@ -455,7 +471,7 @@ export class ActorSystem {
         timersCancelled.push(name);
       },
     };
-    const reply = await type.receive(context, message);
+    const reply = await this.options.tracer.turn(ref, envelope, attempt, async () => type.receive(context, message));
     const seq = base.seq + events.length;
     const snapshot = seq - base.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
     return {

@@ -9,7 +9,10 @@ import {
   Deliverable as DeliverableCode,
   Event,
   type Approve,
+  type ArchivePart,
   type CancelProject,
+  type ImportProjectRequest,
+  type ImportProjectResponse,
   type PoolEntry,
   type ProjectSummary,
   type ScalePool,
@@ -19,17 +22,24 @@ import {
 import { defineActor } from '../actors/actor.js';
 import { ActorClient } from '../actors/actor-client.js';
 import { ActorSystem, type ActorSystemObserver } from '../actors/actor-system.js';
-import type { ArtifactContent, RuntimeApi, StopWatching, WatchFilter } from '../api/runtime-api.js';
+import type { ArtifactContent, Invoice, RuntimeApi, StopWatching, WatchFilter } from '../api/runtime-api.js';
+import { ProjectBackup } from '../backup/project-backup.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { AgentPool, type AgentPoolSpec } from '../llm/agent-pool.js';
 import { Budgets } from '../llm/budget.js';
 import type { LlmCaller } from '../llm/client.js';
+import type { CostLedger } from '../llm/ledger.js';
 import { JournaledLlm, llmCallActor } from '../llm/journal.js';
+import { logError } from '../security/redact.js';
 import type { Store } from '../store/store.js';
+import { actorTracing, traceLlm } from '../tracing/runtime-tracing.js';
 import type { Subscription, Transport } from '../transport/transport.js';
 import type { ArtifactStore } from './artifacts.js';
+import { deliveryActors } from './delivery/delivery.js';
+import { DELIVERY_DEFAULTS, type DeliveryOptions } from './delivery/delivery.types.js';
+import { invoiceOf } from './delivery/invoice.js';
 import { PoolRegistry, type PoolResource } from './pools.js';
-import { projectActor } from './project.actor.js';
+import { projectActor, type ProjectActorOptions } from './project.actor.js';
 import { EVENTS_TOPIC } from './project-events.js';
 import type { ApproveReply, Deliverable, ProjectSpec } from './project.types.js';
 import { taskRunnerActor } from './task-runner.js';
@@ -55,6 +65,10 @@ export interface CompanyOptions {
   onError: (error: Error) => void;
   /** Told of the actor system's turns and partitions, for metrics (default: nobody). */
   observer: ActorSystemObserver;
+  /** Webhooks, emails and git pushes of projects that ask for them; without it, none are made. */
+  delivery?: Pick<DeliveryOptions, 'webhooks' | 'git' | 'secrets'> & Partial<DeliveryOptions>;
+  /** The ledger the LLM client records in, which invoices are made from; without it, `invoice` fails. */
+  ledger?: CostLedger;
 }
 
 export const COMPANY_DEFAULTS = {
@@ -63,14 +77,14 @@ export const COMPANY_DEFAULTS = {
   partitions: 16,
   taskCheckMs: 30_000,
   poolThreads: 1,
-  onError: (error: Error) => console.error(`troupe: ${error.message}`),
+  onError: logError('troupe'),
   observer: {},
 } as const satisfies Partial<CompanyOptions>;
 
 type Required = 'transport' | 'store' | 'llm' | 'budgets' | 'artifacts';
 
 /** What only a Company that runs the actors needs. */
-type Hosting = 'store' | 'llm' | 'budgets' | 'poolThreads' | 'observer';
+type Hosting = 'store' | 'llm' | 'budgets' | 'poolThreads' | 'observer' | 'delivery';
 
 /** How the API reaches the actors: this node's ActorSystem, or an ActorClient where none run. */
 type Actors = Pick<ActorClient, 'tell' | 'ask'>;
@@ -114,6 +128,8 @@ export class Company implements RuntimeApi {
   /** The last sequence handed to watchers per project: a re-sent event is not handed out again. */
   private readonly delivered = new Map<string, number>();
   private events: Subscription | undefined;
+  /** Exports and imports projects; only where the actors run and their store is at hand. */
+  private backup: ProjectBackup | undefined;
 
   private constructor(
     options: Omit<CompanyOptions, Hosting>,
@@ -133,23 +149,38 @@ export class Company implements RuntimeApi {
     const running = new Set<string>();
     const llmCall = llmCallActor();
     let pools: PoolRegistry | undefined;
-    const { project, runner } = actorTypes(resolved, resolved.budgets, () => pools as PoolRegistry, running);
+    const delivery =
+      resolved.delivery === undefined
+        ? undefined
+        : deliveryActors({ ...DELIVERY_DEFAULTS, ...resolved.delivery }, resolved.artifacts, resolved.onError);
+    const { project, runner } = actorTypes(resolved, resolved.budgets, () => pools as PoolRegistry, running, delivery?.onPublished);
     await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
     const system = await ActorSystem.start({
       transport: resolved.transport,
       store: resolved.store,
-      actors: [project, projectIndex, runner, llmCall],
+      actors: [project, projectIndex, runner, llmCall, ...(delivery?.actors ?? [])],
       partitions: resolved.partitions,
       groupId: resolved.groupId,
       nodeId: resolved.nodeId,
       onError: resolved.onError,
       observer: resolved.observer,
+      tracer: actorTracing,
     });
-    const journaled = new JournaledLlm(system, llmCall, resolved.llm, { node: resolved.nodeId, onError: resolved.onError });
+    // Traced above the journal: its turns, and the purchase, are the call's children.
+    const journaled = traceLlm(new JournaledLlm(system, llmCall, resolved.llm, { node: resolved.nodeId, onError: resolved.onError }));
     pools = new PoolRegistry(
       (name: string, spec: AgentPoolSpec) => new AgentPool({ name, spec, llm: journaled, threads: resolved.poolThreads }),
     );
     const company = new Company(resolved, { system, stop: () => system.stop() }, project, pools);
+    company.backup = new ProjectBackup({
+      store: resolved.store,
+      artifacts: resolved.artifacts,
+      ledger: resolved.ledger,
+      project,
+      llmCall,
+      pools: (namespace) => company.pools.list(namespace),
+      restored: (key, archive) => company.restored(key, archive),
+    });
     await company.listen();
     return company;
   }
@@ -173,7 +204,7 @@ export class Company implements RuntimeApi {
     // Only the project's address is used: its turns, and so its runner's, run on the runtime nodes.
     const { project } = actorTypes(resolved, new Budgets(), () => pools, new Set());
     await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
-    const client = new ActorClient(resolved.transport, { clientId: resolved.nodeId, groupId: resolved.groupId });
+    const client = new ActorClient(resolved.transport, { clientId: resolved.nodeId, groupId: resolved.groupId, tracing: actorTracing });
     const company = new Company(resolved, { system: client, stop: () => client.close() }, project, pools);
     await company.listen();
     return company;
@@ -264,10 +295,44 @@ export class Company implements RuntimeApi {
     return bytes === undefined ? undefined : { name: ref.name, kind: ref.kind, sha256: ref.sha256, bytes };
   }
 
+  async invoice(client: string, namespace?: string): Promise<Invoice> {
+    const { ledger } = this.options;
+    if (ledger === undefined) {
+      throw new RuntimeError(
+        RuntimeErrorCode.Unavailable,
+        `node ${this.options.nodeId} keeps no cost ledger; ask a runtime node for invoices`,
+      );
+    }
+    return invoiceOf(ledger, client, namespace, Date.now());
+  }
+
+  exportProject(namespace: string, name: string): AsyncIterable<ArchivePart> {
+    return this.backups().export(namespace, name);
+  }
+
+  importProject(requests: AsyncIterable<ImportProjectRequest>): Promise<ImportProjectResponse> {
+    return this.backups().import(requests);
+  }
+
   async stop(): Promise<void> {
     await this.events?.close();
     await this.stopActors();
     await this.pools.close();
+  }
+
+  private backups(): ProjectBackup {
+    if (this.backup === undefined)
+      throw new RuntimeError(
+        RuntimeErrorCode.InvalidOptions,
+        `node ${this.options.nodeId} runs no actors: export and import projects on a runtime node`,
+      );
+    return this.backup;
+  }
+
+  /** Lists a restored project and runs again the tasks it was running: their runs stayed behind in the runtime it came from. */
+  private async restored(key: string, archive: string): Promise<void> {
+    await this.system.tell(projectIndex, 'all', { type: 'add', key }, { id: `import/${key}/${archive}/index` });
+    await this.system.tell(this.project, key, { type: 'check-tasks' }, { id: `import/${key}/${archive}/resume` });
   }
 
   /** Reads `troupe.events` from its end and hands each event to the watchers it matches. */
@@ -305,6 +370,7 @@ function actorTypes(
   budgets: Budgets,
   pools: () => PoolRegistry,
   running: Set<string>,
+  onPublished?: ProjectActorOptions['onPublished'],
 ) {
   let project: ReturnType<typeof projectActor> | undefined;
   const runner = taskRunnerActor({
@@ -315,7 +381,12 @@ function actorTypes(
     running,
     onError: options.onError,
   });
-  project = projectActor({ runner, isRunning: (key) => running.has(key), taskCheckMs: options.taskCheckMs });
+  project = projectActor({
+    runner,
+    isRunning: (key) => running.has(key),
+    taskCheckMs: options.taskCheckMs,
+    ...(onPublished === undefined ? {} : { onPublished }),
+  });
   return { project, runner };
 }
 
@@ -346,6 +417,30 @@ function projectSpec(command: SubmitProject): ProjectSpec {
     priority: spec.priority ?? 50,
     ...(spec.deadline === undefined ? {} : { deadline: spec.deadline }),
     suspend: spec.suspend,
+    ...deliverySpec(spec),
+  };
+}
+
+/** spec.delivery and spec.notify; Secrets by name only, their values stay where they are. */
+function deliverySpec(spec: NonNullable<SubmitProject['spec']>): Pick<ProjectSpec, 'delivery' | 'notify'> {
+  const git = spec.delivery?.git;
+  const secret = (ref: { name: string } | undefined) => (ref === undefined || ref.name === '' ? {} : { secretRef: { name: ref.name } });
+  if (git !== undefined && git.url === '')
+    throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'spec.delivery.git.url must not be empty');
+  const notify = spec.notify;
+  for (const hook of notify?.webhooks ?? []) {
+    if (!/^https?:\/\/[^/\s]+/.test(hook.url)) {
+      throw new RuntimeError(
+        RuntimeErrorCode.InvalidArgument,
+        `spec.notify.webhooks[].url must be an absolute http or https URL, got ${JSON.stringify(hook.url)}`,
+      );
+    }
+  }
+  return {
+    ...(git === undefined ? {} : { delivery: { git: { url: git.url, branch: git.branch, ...secret(git.secretRef) } } }),
+    ...(notify === undefined
+      ? {}
+      : { notify: { webhooks: notify.webhooks.map((hook) => ({ url: hook.url, ...secret(hook.secretRef) })), email: [...notify.email] } }),
   };
 }
 

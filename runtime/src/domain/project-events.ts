@@ -7,7 +7,8 @@ import type { LifecyclePhase, ProjectEvent, ProjectState, TaskRecord } from './p
 
 export const EVENTS_TOPIC = 'troupe.events';
 
-const LIFECYCLE: Record<LifecyclePhase, ProjectPhase> = {
+/** Lifecycle phases as the protobuf enum numbers them. */
+export const LIFECYCLE: Record<LifecyclePhase, ProjectPhase> = {
   Pending: ProjectPhase.PENDING,
   Planning: ProjectPhase.PLANNING,
   Running: ProjectPhase.RUNNING,

@@ -4,6 +4,7 @@
  * journals each decision; the tasks themselves run outside its turns, in the task runner, and
  * come back as messages. Every state change is also published on `troupe.events`.
  */
+import type { Event } from '@troupe/proto';
 import { defineActor, type ActorContext, type ActorType } from '../actors/actor.js';
 import { encodeEvent, EVENTS_TOPIC, publicEvents, summary } from './project-events.js';
 import {
@@ -28,6 +29,8 @@ export interface ProjectActorOptions {
   isRunning(runKey: string): boolean;
   /** How often a project checks that its running tasks are still running somewhere (default 30 s). */
   taskCheckMs: number;
+  /** Told of each public event within the turn that publishes it (the delivery outbox queues its notices so). */
+  onPublished?: (ctx: Context, state: ProjectState, sequence: number, body: NonNullable<Event['event']>) => void;
 }
 
 type Context = ActorContext<ProjectState, ProjectMessage, ProjectEvent>;
@@ -74,7 +77,7 @@ export function projectActor(options: ProjectActorOptions) {
           return undefined;
         case 'cancel':
           if (state.spec !== undefined && !TERMINAL.includes(state.lifecycle)) {
-            record(ctx, { type: 'lifecycle', phase: 'Failed', reason: 'Cancelled', message: message.reason, at: ctx.now });
+            record(ctx, options, { type: 'lifecycle', phase: 'Failed', reason: 'Cancelled', message: message.reason, at: ctx.now });
           }
           return undefined;
         case 'approve':
@@ -82,7 +85,7 @@ export function projectActor(options: ProjectActorOptions) {
         case 'task-done': {
           const task = state.tasks[message.taskId];
           if (task?.state !== 'running' || task.step !== message.step) return undefined;
-          record(ctx, {
+          record(ctx, options, {
             type: 'task-succeeded',
             taskId: task.id,
             step: task.step,
@@ -91,7 +94,7 @@ export function projectActor(options: ProjectActorOptions) {
             spend: message.spend,
             verdict: message.verdict,
           });
-          if (task.kind === 'planner') plan(ctx, task, message.items);
+          if (task.kind === 'planner') plan(ctx, options, task, message.items);
           advance(ctx, options);
           return undefined;
         }
@@ -100,9 +103,9 @@ export function projectActor(options: ProjectActorOptions) {
           if (task?.state !== 'running' || task.step !== message.step) return undefined;
           if (message.code === 'BUDGET_EXCEEDED') {
             // The task goes back to pending: raising the budget resumes it where it stopped.
-            record(ctx, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: false });
+            record(ctx, options, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: false });
             const fail = message.onExceeded === 'Fail';
-            record(ctx, {
+            record(ctx, options, {
               type: 'lifecycle',
               phase: fail ? 'Failed' : 'Paused',
               reason: 'BudgetExceeded',
@@ -111,8 +114,8 @@ export function projectActor(options: ProjectActorOptions) {
             });
             return undefined;
           }
-          record(ctx, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: true });
-          record(ctx, {
+          record(ctx, options, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: true });
+          record(ctx, options, {
             type: 'lifecycle',
             phase: 'Failed',
             reason: 'TaskFailed',
@@ -130,7 +133,7 @@ export function projectActor(options: ProjectActorOptions) {
 }
 
 /** Journals an event and publishes what it means for the outside world. */
-function record(ctx: Context, event: ProjectEvent): void {
+function record(ctx: Context, options: Pick<ProjectActorOptions, 'onPublished'>, event: ProjectEvent): void {
   const before = ctx.state;
   ctx.emit(event);
   const after = ctx.state;
@@ -138,6 +141,7 @@ function record(ctx: Context, event: ProjectEvent): void {
   bodies.forEach((body, i) => {
     const sequence = after.published - bodies.length + i + 1;
     ctx.publish(EVENTS_TOPIC, `${after.namespace}/${after.name}`, encodeEvent(after, sequence, body, ctx.now));
+    options.onPublished?.(ctx, after, sequence, body);
   });
 }
 
@@ -145,7 +149,7 @@ function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' 
   const state = ctx.state;
   const isNew = state.spec === undefined;
   const workflow = isNew ? (message.phases ?? builtInWorkflow(message.spec.workflow)) : state.workflow;
-  record(ctx, {
+  record(ctx, options, {
     type: 'submitted',
     namespace: message.namespace,
     name: message.name,
@@ -157,7 +161,7 @@ function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' 
   });
   if (isNew) {
     if (workflow === undefined) {
-      record(ctx, {
+      record(ctx, options, {
         type: 'lifecycle',
         phase: 'Failed',
         reason: 'WorkflowNotFound',
@@ -167,17 +171,17 @@ function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' 
       return;
     }
     if (message.spec.suspend) {
-      record(ctx, { type: 'lifecycle', phase: 'Paused', reason: 'Suspended', message: 'spec.suspend is true', at: ctx.now });
+      record(ctx, options, { type: 'lifecycle', phase: 'Paused', reason: 'Suspended', message: 'spec.suspend is true', at: ctx.now });
       return;
     }
-    record(ctx, { type: 'lifecycle', phase: 'Planning', reason: 'Accepted', message: 'the project was accepted', at: ctx.now });
+    record(ctx, options, { type: 'lifecycle', phase: 'Planning', reason: 'Accepted', message: 'the project was accepted', at: ctx.now });
     startPhase(ctx, 0, 0, options);
     return;
   }
   const now = ctx.state;
   if (TERMINAL.includes(now.lifecycle)) return;
   if (message.spec.suspend && now.lifecycle !== 'Paused') {
-    record(ctx, { type: 'lifecycle', phase: 'Paused', reason: 'Suspended', message: 'spec.suspend is true', at: ctx.now });
+    record(ctx, options, { type: 'lifecycle', phase: 'Paused', reason: 'Suspended', message: 'spec.suspend is true', at: ctx.now });
     return;
   }
   const resumable =
@@ -185,7 +189,7 @@ function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' 
     !message.spec.suspend &&
     (now.reason === 'Suspended' || (now.reason === 'BudgetExceeded' && message.spec.budget.maxCostUSD > now.spend.usd));
   if (resumable) {
-    record(ctx, { type: 'lifecycle', phase: 'Running', reason: 'Resumed', message: `resumed after ${now.reason}`, at: ctx.now });
+    record(ctx, options, { type: 'lifecycle', phase: 'Running', reason: 'Resumed', message: `resumed after ${now.reason}`, at: ctx.now });
     advance(ctx, options);
   }
 }
@@ -197,8 +201,8 @@ function approve(ctx: Context, phase: string, options: ProjectActorOptions): App
     const now = state.lifecycle === 'AwaitingApproval' ? `it waits for approval of ${awaiting}` : `it is ${state.lifecycle}`;
     return { ok: false, message: `project ${state.namespace}/${state.name} does not wait for approval of ${phase}: ${now}` };
   }
-  record(ctx, { type: 'approved', phase });
-  record(ctx, { type: 'lifecycle', phase: 'Running', reason: 'Approved', message: `${phase} was approved`, at: ctx.now });
+  record(ctx, options, { type: 'approved', phase });
+  record(ctx, options, { type: 'lifecycle', phase: 'Running', reason: 'Approved', message: `${phase} was approved`, at: ctx.now });
   advance(ctx, options);
   return { ok: true };
 }
@@ -206,20 +210,20 @@ function approve(ctx: Context, phase: string, options: ProjectActorOptions): App
 function startPhase(ctx: Context, index: number, iteration: number, options: ProjectActorOptions): void {
   const phase = ctx.state.workflow[index];
   if (phase === undefined) return;
-  record(ctx, { type: 'phase-started', index, iteration, at: ctx.now });
+  record(ctx, options, { type: 'phase-started', index, iteration, at: ctx.now });
   if (ctx.state.lifecycle !== 'Running') {
-    record(ctx, { type: 'lifecycle', phase: 'Running', reason: 'PhaseStarted', message: `${phase.name} started`, at: ctx.now });
+    record(ctx, options, { type: 'lifecycle', phase: 'Running', reason: 'PhaseStarted', message: `${phase.name} started`, at: ctx.now });
   }
   const base = { phase: phase.name, needs: [], state: 'pending' as const, step: iteration };
   const task: TaskRecord = phase.fanOut
     ? { ...base, id: `${phase.name}-${iteration}-plan`, title: `Plan the ${phase.name}`, role: 'architect', kind: 'planner' }
     : { ...base, id: `${phase.name}-${iteration}`, title: titleOf(phase.name), role: phase.role, kind: 'work' };
-  record(ctx, { type: 'tasks-added', tasks: [task] });
+  record(ctx, options, { type: 'tasks-added', tasks: [task] });
   dispatchReady(ctx, options);
 }
 
 /** A planner's items become parallel work tasks, and one more that integrates them. */
-function plan(ctx: Context, planner: TaskRecord, items: readonly string[]): void {
+function plan(ctx: Context, options: ProjectActorOptions, planner: TaskRecord, items: readonly string[]): void {
   const phase = ctx.state.workflow.find((candidate) => candidate.name === planner.phase);
   if (phase === undefined) return;
   const titles = (items.length > 0 ? items : [`Implement: ${ctx.state.spec?.brief.slice(0, 80) ?? ''}`]).slice(0, MAX_FAN_OUT);
@@ -243,7 +247,7 @@ function plan(ctx: Context, planner: TaskRecord, items: readonly string[]): void
     state: 'pending',
     step: planner.step,
   };
-  record(ctx, { type: 'tasks-added', tasks: [...work, integrate] });
+  record(ctx, options, { type: 'tasks-added', tasks: [...work, integrate] });
 }
 
 /** Moves the project on: dispatches ready tasks, or finishes the phase and starts the next. */
@@ -259,7 +263,7 @@ function advance(ctx: Context, options: ProjectActorOptions): void {
   }
   const needsApproval = phase.approval || (state.spec?.approvals.includes(phase.name) ?? false);
   if (needsApproval && !state.approved.includes(phase.name)) {
-    record(ctx, {
+    record(ctx, options, {
       type: 'lifecycle',
       phase: 'AwaitingApproval',
       reason: 'ApprovalRequired',
@@ -277,7 +281,7 @@ function advance(ctx: Context, options: ProjectActorOptions): void {
   }
   const next = state.phaseIndex + 1;
   if (next >= state.workflow.length) {
-    record(ctx, {
+    record(ctx, options, {
       type: 'lifecycle',
       phase: 'Delivered',
       reason: 'Delivered',
@@ -296,7 +300,7 @@ function dispatchReady(ctx: Context, options: ProjectActorOptions): void {
     (task) => task.state === 'pending' && task.needs.every((id) => state.tasks[id]?.state === 'succeeded'),
   );
   for (const task of ready) {
-    record(ctx, { type: 'task-started', taskId: task.id, step: task.step });
+    record(ctx, options, { type: 'task-started', taskId: task.id, step: task.step });
     const started = ctx.state.tasks[task.id] as TaskRecord;
     ctx.tell(options.runner, runKey(ctx.state, started), taskRun(ctx.state, started));
   }

@@ -18,6 +18,31 @@ export interface ProjectSpec {
   priority: number;
   deadline?: number;
   suspend: boolean;
+  /** Where the deliverables are pushed once the project is delivered. */
+  delivery?: { git?: GitTarget };
+  /** Who hears about phase changes, approvals waiting and the delivery. */
+  notify?: NotifyTargets;
+}
+
+/** A Secret of the project's namespace, by name; which of its keys are read depends on the use. */
+export interface SecretName {
+  name: string;
+}
+
+/** A branch of a git repository the deliverables are committed to. */
+export interface GitTarget {
+  url: string;
+  /** Empty: the repository's default branch. */
+  branch: string;
+  /** Keys `username` (optional) and `password` (or a token): the credentials of an http(s) remote. */
+  secretRef?: SecretName;
+}
+
+export interface NotifyTargets {
+  /** Endpoints POSTed every notice; key `secret` of `secretRef` signs the payloads. */
+  webhooks: { url: string; secretRef?: SecretName }[];
+  /** Addresses mailed on every phase change. */
+  email: string[];
 }
 
 /** Lifecycle phases, as Project.status.phase shows them. */

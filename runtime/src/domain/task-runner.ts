@@ -5,11 +5,14 @@
  * returns at once, so tasks run in parallel; a task lost with its node is dispatched again by
  * the project's check, and its journaled LLM calls are not bought twice.
  */
+import type { TraceContext } from '@troupe/proto';
 import { defineActor, type ActorType } from '../actors/actor.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { OutputSpec, TaskOutput } from '../llm/agent-contract.js';
 import type { Budgets } from '../llm/budget.js';
 import { BudgetExceededError } from '../llm/errors.js';
+import { currentTraceContext, traceTask } from '../tracing/runtime-tracing.js';
+import { redact } from '../security/redact.js';
 import type { ArtifactStore } from './artifacts.js';
 import type { PoolRegistry } from './pools.js';
 import type { ArtifactRef, Deliverable, ProjectMessage, ProjectState, TaskRecord } from './project.types.js';
@@ -33,9 +36,11 @@ export interface TaskRun {
   /** Summaries of earlier work, quoted in the prompt. */
   context: Record<string, string>;
   artifacts: ArtifactRef[];
+  /** The trace of the turn that dispatched the task, which the task's span continues. */
+  trace?: TraceContext;
 }
 
-/** The run message for a task of a project. */
+/** The run message for a task of a project; made in the project's turn, it carries that turn's trace. */
 export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
   const spec = state.spec;
   if (spec === undefined) throw new Error(`project ${state.namespace}/${state.name} has no spec`);
@@ -69,6 +74,7 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
         .join('\n'),
     },
     artifacts: state.artifacts,
+    trace: currentTraceContext(),
   };
 }
 
@@ -234,8 +240,12 @@ export function taskRunnerActor(options: TaskRunnerOptions) {
       const key = ctx.self.id;
       if (options.running.has(key)) return;
       options.running.add(key);
-      void execute(run, options)
-        .then((message) => ctx.tell(options.project(), `${run.namespace}/${run.project}`, message))
+      void traceTask(run, async () => {
+        const outcome = await execute(run, options);
+        // Told in the task's span: the project's turn that takes the outcome continues the task's trace.
+        ctx.tell(options.project(), `${run.namespace}/${run.project}`, outcome);
+        return outcome;
+      })
         .catch((error: unknown) => options.onError(toError(error)))
         .finally(() => options.running.delete(key));
     },
@@ -301,7 +311,8 @@ async function execute(run: TaskRun, options: TaskRunnerOptions): Promise<Projec
       };
     }
     const code = error instanceof RuntimeError ? error.code : 'TASK_FAILED';
-    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: error.message };
+    // Journaled, the message reaches the project's status, the dashboard and the Project resource.
+    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: redact(error.message) };
   }
 }
 

@@ -1,7 +1,7 @@
 /**
- * Who may see and do what: a token's claims as an Identity, topic keys parsed and checked
- * against it, and the namespace and action checks of the HTTP API. Every tenancy decision of
- * the gateway is made here.
+ * Who may see and do what: the roles, a token's claims as an Identity, topic keys parsed and
+ * checked against it, and the namespace and action checks. Every tenancy decision of the
+ * gateway's HTTP API and stream and of the gRPC RuntimeService is made here.
  */
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import type { Identity, TopicKey, TopicKind } from './protocol.js';
@@ -11,6 +11,8 @@ import type { TokenClaims } from './tokens.js';
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** Project and pool names are Kubernetes object names (DNS subdomains). */
 const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** Workflow phase and role names, as the CRDs' patterns allow them. */
+const LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** The namespace of a topic that spans all of them. */
 export const ALL_NAMESPACES = '*';
 
@@ -19,20 +21,56 @@ export type Topic =
   | { kind: Exclude<TopicKind, 'project'>; namespace: string; key: TopicKey }
   | { kind: 'project'; namespace: string; name: string; key: TopicKey };
 
+/** What a caller may do; a `client` only in its tenant's namespace. */
+export type Action = 'read' | 'approve' | 'scale' | 'submit' | 'cancel';
+
+/** A role's reach: every namespace or its tenant's, and what it may do there. */
+export interface RoleRights {
+  allNamespaces: boolean;
+  actions: readonly Action[];
+}
+
+/**
+ * The roles, the same on every entry point (the gateway's HTTP API and stream, the gRPC
+ * RuntimeService):
+ *
+ * | role     | namespaces   | read | approve | scale | submit, cancel |
+ * |----------|--------------|------|---------|-------|----------------|
+ * | `admin`  | all          | yes  | yes     | yes   | yes            |
+ * | `sre`    | all          | yes  | no      | yes   | no             |
+ * | `client` | its tenant's | yes  | yes     | no    | no             |
+ *
+ * Submitting and cancelling are the operator's, with an admin token: a project is a Project
+ * resource and the runtime follows what the resource says, so a client changes the resource,
+ * never the runtime's copy of it. An SRE keeps the company running — sees everything, scales
+ * pools — but takes none of the client's decisions (approving a phase).
+ */
+export const ROLES = {
+  admin: { allNamespaces: true, actions: ['read', 'approve', 'scale', 'submit', 'cancel'] },
+  sre: { allNamespaces: true, actions: ['read', 'scale'] },
+  client: { allNamespaces: false, actions: ['read', 'approve'] },
+} as const satisfies Record<Identity['role'], RoleRights>;
+
+/** How a refusal names each action. */
+const DOING: Record<Action, string> = {
+  read: 'read projects',
+  approve: 'approve gates',
+  scale: 'scale pools',
+  submit: 'submit projects',
+  cancel: 'cancel projects',
+};
+
 /** The identity a verified token grants. */
 export function identityOf(claims: TokenClaims): Identity {
-  const expiresAt = claims.exp * 1000;
-  if (claims.tenant !== undefined) {
-    return {
-      sub: claims.sub,
-      role: 'client',
-      tenant: claims.tenant,
-      can: { allNamespaces: false, approve: true, scale: false },
-      expiresAt,
-    };
-  }
-  const admin = claims.role === 'admin';
-  return { sub: claims.sub, role: claims.role, tenant: null, can: { allNamespaces: true, approve: admin, scale: true }, expiresAt };
+  const role = claims.tenant !== undefined ? 'client' : claims.role;
+  const may = (action: Action) => (ROLES[role].actions as readonly Action[]).includes(action);
+  return {
+    sub: claims.sub,
+    role,
+    tenant: claims.tenant ?? null,
+    can: { allNamespaces: ROLES[role].allNamespaces, approve: may('approve'), scale: may('scale') },
+    expiresAt: claims.exp * 1000,
+  };
 }
 
 /** Throws InvalidArgument unless `value` is a namespace name. */
@@ -46,6 +84,16 @@ export function checkNamespace(value: string, what = 'namespace'): string {
 export function checkName(value: string, what: string): string {
   if (!OBJECT_NAME.test(value))
     throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `${what} "${clip(value)}" is not a valid object name`);
+  return value;
+}
+
+/** Throws InvalidArgument unless `value` is a phase or role name. */
+export function checkLabel(value: string, what: string): string {
+  if (!LABEL.test(value))
+    throw new RuntimeError(
+      RuntimeErrorCode.InvalidArgument,
+      `${what} "${clip(value)}" is not a phase or role name (lowercase letters, digits and dashes, starting with a letter, at most 63)`,
+    );
   return value;
 }
 
@@ -63,16 +111,19 @@ export function readScope(identity: Identity, asked: string | undefined): string
   return namespace;
 }
 
-/** Throws PermissionDenied unless the identity may approve gates of projects in `namespace`. */
-export function checkCanApprove(identity: Identity, namespace: string): void {
+/**
+ * Throws PermissionDenied unless the identity may take `action` in `namespace`: a namespace it
+ * may not read is refused first, naming the namespace; then an action its role lacks, naming
+ * the roles that have it.
+ */
+export function authorize(identity: Identity, action: Action, namespace: string): void {
   checkCanRead(identity, namespace);
-  if (!identity.can.approve) throw new RuntimeError(RuntimeErrorCode.PermissionDenied, `role ${identity.role} may not approve gates`);
-}
-
-/** Throws PermissionDenied unless the identity may scale pools. */
-export function checkCanScale(identity: Identity): void {
-  if (!identity.can.scale)
-    throw new RuntimeError(RuntimeErrorCode.PermissionDenied, `role ${identity.role} may not scale pools; an sre or admin token may`);
+  if ((ROLES[identity.role].actions as readonly Action[]).includes(action)) return;
+  const allowed = (Object.keys(ROLES) as Identity['role'][]).filter((role) => (ROLES[role].actions as readonly Action[]).includes(action));
+  throw new RuntimeError(
+    RuntimeErrorCode.PermissionDenied,
+    `role ${identity.role} may not ${DOING[action]}; a token of role ${allowed.join(' or ')} may`,
+  );
 }
 
 /** Parses a topic key, throwing InvalidArgument when it names no topic. */

@@ -1,8 +1,10 @@
 /**
  * The one place where errors become HTTP statuses and wire error bodies. Anything that is not a
- * RuntimeError is an internal error: its message stays in the log, not in the response.
+ * RuntimeError is an internal error: its message stays in the log, not in the response. What a
+ * response says is redacted (security/redact.ts): an error may quote a secret it came near.
  */
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
+import { redact } from '../security/redact.js';
 import type { ApiError, ErrorMessage } from './protocol.js';
 
 const STATUS: Partial<Record<RuntimeErrorCode, number>> = {
@@ -56,7 +58,7 @@ export function errorMessage(error: unknown, topic?: string): ErrorMessage {
 function classify(error: unknown): { code: string; message: string; status: number } {
   if (error instanceof RuntimeError) {
     const status = STATUS[error.code] ?? 500;
-    return { code: error.code, message: status === 500 ? 'internal error' : error.message, status };
+    return { code: error.code, message: status === 500 ? 'internal error' : redact(error.message), status };
   }
   return { code: 'INTERNAL', message: 'internal error', status: 500 };
 }

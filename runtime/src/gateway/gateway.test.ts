@@ -211,13 +211,13 @@ describe('the gateway on the embedded runtime', () => {
     });
     expect(await post('/api/projects/acme/shop/approve', sre, { phase: 'architecture' })).toMatchObject({
       status: 403,
-      body: { error: { message: 'role sre may not approve gates' } },
+      body: { error: { message: 'role sre may not approve gates; a token of role admin or client may' } },
     });
     expect(await post('/api/projects/acme/shop/approve', globex, { phase: 'architecture' })).toMatchObject({ status: 403 });
 
     expect(await post('/api/pools/acme/developers/scale', acme, { replicas: 3 })).toMatchObject({
       status: 403,
-      body: { error: { message: 'role client may not scale pools; an sre or admin token may' } },
+      body: { error: { message: 'role client may not scale pools; a token of role admin or sre may' } },
     });
     expect(await post('/api/pools/acme/developers/scale', sre, { replicas: 1001 })).toMatchObject({
       status: 400,
@@ -227,6 +227,77 @@ describe('the gateway on the embedded runtime', () => {
       status: 400,
       body: { error: { message: 'no AgentPool nobody in namespace acme' } },
     });
+  });
+
+  it('keeps a client out of another tenant on every route, and refuses an expired or tampered token', async () => {
+    const denied = {
+      status: 403,
+      body: { error: { code: 'PERMISSION_DENIED', message: 'a token of tenant globex may not read namespace acme' } },
+    };
+    expect(await call('/api/projects/acme/shop', globex)).toMatchObject(denied);
+    expect(await call('/api/projects?namespace=acme', globex)).toMatchObject(denied);
+    expect(await call('/api/pools?namespace=acme', globex)).toMatchObject(denied);
+    expect(await call('/api/projects/acme/shop/artifacts/README.md', globex)).toMatchObject(denied);
+    expect(await post('/api/projects/acme/shop/approve', globex, { phase: 'architecture' })).toMatchObject(denied);
+    expect(await post('/api/pools/acme/developers/scale', globex, { replicas: 2 })).toMatchObject(denied);
+    // An admin gets past every check to the runtime, which says what the project waits for.
+    expect(await post('/api/projects/acme/shop/approve', admin, { phase: 'architecture' })).toMatchObject({
+      status: 400,
+      body: { error: { message: 'project acme/shop does not wait for approval of architecture: it is Delivered' } },
+    });
+
+    const expired = company.token({ sub: 'cto@acme', tenant: 'acme', exp: Math.floor(Date.now() / 1000) - 1 });
+    expect(await call('/api/projects', expired)).toMatchObject({
+      status: 401,
+      body: { error: { code: 'UNAUTHENTICATED', message: 'the token has expired' } },
+    });
+    const [version, , signature] = acme.split('.');
+    const escalated = Buffer.from(JSON.stringify({ sub: 'cto@acme', role: 'admin', exp: 4_000_000_000 })).toString('base64url');
+    expect(await call('/api/projects', `${version}.${escalated}.${signature}`)).toMatchObject({
+      status: 401,
+      body: { error: { message: 'the token signature is invalid' } },
+    });
+  });
+
+  it('refuses oversized and malformed bodies, parameters and paths with a clear 4xx, and keeps serving', async () => {
+    // A body sent in chunks, with no Content-Length to refuse it by up front.
+    const chunked = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 40; i += 1) controller.enqueue(new TextEncoder().encode(`{"phase":"${'x'.repeat(1000)}"`));
+        controller.close();
+      },
+    });
+    expect(
+      await call('/api/projects/acme/shop/approve', acme, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chunked,
+        duplex: 'half',
+      } as RequestInit),
+    ).toMatchObject({ status: 413, body: { error: { code: 'TOO_LARGE', message: 'the body is larger than 16384 bytes' } } });
+    for (const body of ['[]', 'null', '"architecture"', '{"phase": 7}']) {
+      expect(await post('/api/projects/acme/shop/approve', acme, body)).toMatchObject({
+        status: 400,
+        body: { error: { message: expect.stringMatching(/^phase must name the workflow phase to approve/) } },
+      });
+    }
+    expect(await post('/api/pools/acme/developers/scale', sre, { replicas: 1.5 })).toMatchObject({
+      status: 400,
+      body: { error: { message: 'replicas must be an integer in 0..1000, e.g. {"replicas": 4}' } },
+    });
+    expect(await call('/api/projects/acme/%E0%A4%A', acme)).toMatchObject({
+      status: 400,
+      body: { error: { message: '"%E0%A4%A" is not valid percent-encoding' } },
+    });
+    expect(await call('/api/projects?namespace=..%2F..', acme)).toMatchObject({
+      status: 400,
+      body: { error: { message: 'namespace "../.." is not a namespace name (a DNS label)' } },
+    });
+    expect(await call(`/api/projects/acme/${'n'.repeat(2000)}`, acme)).toMatchObject({
+      status: 400,
+      body: { error: { message: `project "${'n'.repeat(80)}…" is not a valid object name` } },
+    });
+    expect(await call('/api/me', acme)).toMatchObject({ status: 200, body: { sub: 'cto@acme' } });
   });
 
   it('scales a pool for an SRE and streams the new size', async () => {

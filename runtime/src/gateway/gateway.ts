@@ -7,6 +7,7 @@
 import type { RuntimeApi } from '../api/runtime-api.js';
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import { withDefaults } from '../llm/options.js';
+import { logError } from '../security/redact.js';
 import { mountApi } from './http-api.js';
 import { LiveState } from './live-state.js';
 import { StaticFiles } from './static-files.js';
@@ -51,7 +52,7 @@ export const GATEWAY_DEFAULTS = {
   costPoints: 240,
   poolSampleMs: 1_000,
   now: Date.now,
-  onError: (error: Error) => console.error(`troupe gateway: ${error.message}`),
+  onError: logError('troupe gateway'),
   onClientDropped: () => {},
 } as const satisfies Omit<GatewayOptions, 'api' | 'tokens' | 'stream' | 'topics'>;
 

@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
-import type { RuntimeApi } from '../api/runtime-api.js';
+import type { Invoice, RuntimeApi } from '../api/runtime-api.js';
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
-import { checkCanApprove, checkCanRead, checkCanScale, checkName, checkNamespace, identityOf, readScope } from './access.js';
+import { authorize, checkCanRead, checkName, checkNamespace, identityOf, readScope } from './access.js';
 import { decodePath, json, serve, type Handler, type Reply, type Request } from './http.js';
 import type { LiveState } from './live-state.js';
 import type { Accepted, ApproveRequest, Identity, PoolsResponse, ProjectsResponse, ScaleRequest } from './protocol.js';
@@ -111,7 +111,7 @@ export function mountApi(app: TemplatedApp, options: ApiOptions): void {
 
   route('post', '/api/projects/:namespace/:name/approve', async (request, identity) => {
     const [namespace, name] = projectParams(request, identity);
-    checkCanApprove(identity, namespace);
+    authorize(identity, 'approve', namespace);
     const { phase } = (request.body ?? {}) as Partial<ApproveRequest>;
     if (typeof phase !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(phase)) {
       throw new RuntimeError(
@@ -135,8 +135,7 @@ export function mountApi(app: TemplatedApp, options: ApiOptions): void {
     const [namespaceParam, poolParam] = request.params;
     const namespace = checkNamespace(namespaceParam ?? '');
     const pool = checkName(poolParam ?? '', 'pool');
-    checkCanRead(identity, namespace);
-    checkCanScale(identity);
+    authorize(identity, 'scale', namespace);
     const { replicas } = (request.body ?? {}) as Partial<ScaleRequest>;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
       throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `replicas must be an integer in 0..${MAX_REPLICAS}, e.g. {"replicas": 4}`);
@@ -145,6 +144,27 @@ export function mountApi(app: TemplatedApp, options: ApiOptions): void {
     await api.scalePool(commandId, { namespace, pool, replicas });
     void live.samplePools();
     return json('202 Accepted', { commandId } satisfies Accepted);
+  });
+
+  // A client's bill, as JSON or CSV; a tenant's token sees the projects of its own namespace only.
+  route('get', '/api/invoices/:client', async (request, identity) => {
+    const client = checkNamespace(request.params[0] ?? '', 'client');
+    const namespace = readScope(identity, request.query.get('namespace') ?? undefined);
+    const format = request.query.get('format') ?? 'json';
+    if (format !== 'json' && format !== 'csv')
+      throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `format must be json or csv, got "${format.slice(0, 20)}"`);
+    const invoice = await api.invoice(client, namespace);
+    if (format === 'json') return json('200 OK', invoice);
+    return {
+      status: '200 OK',
+      headers: [
+        ['Content-Type', 'text/csv; charset=utf-8'],
+        ['Content-Disposition', `attachment; filename="invoice-${client}.csv"`],
+        ['Cache-Control', 'no-store'],
+        ['X-Content-Type-Options', 'nosniff'],
+      ],
+      body: invoiceCsv(invoice),
+    };
   });
 
   app.get('/healthz', (res) => {
@@ -185,4 +205,21 @@ function commandIdOf(request: Request, identity: Identity, action: string): stri
     throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'Idempotency-Key must be 1..128 characters of [A-Za-z0-9._:-]');
   }
   return key === '' ? `gateway/${action}/${randomUUID()}` : `gateway/${action}/${identity.sub}/${key}`;
+}
+
+/** The invoice as CSV (RFC 4180): a header, a row per line, and a `total` row; dollars to the nano-dollar. */
+function invoiceCsv(invoice: Invoice): string {
+  const field = (value: string | number) => {
+    const text = typeof value === 'number' ? String(value) : value;
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  const row = (cells: (string | number)[]) => `${cells.map(field).join(',')}\r\n`;
+  const { total } = invoice;
+  return [
+    row(['project', 'role', 'model', 'calls', 'input_tokens', 'output_tokens', 'cost_usd']),
+    ...invoice.lines.map((line) =>
+      row([line.project, line.role, line.model, line.calls, line.inputTokens, line.outputTokens, line.costUSD.toFixed(9)]),
+    ),
+    row(['total', '', '', total.calls, total.inputTokens, total.outputTokens, total.costUSD.toFixed(9)]),
+  ].join('');
 }

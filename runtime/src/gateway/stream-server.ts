@@ -4,6 +4,7 @@
  * ws-fanout benchmark, and what the protocol tests drive without a runtime.
  */
 import { withDefaults } from '../llm/options.js';
+import { logError } from '../security/redact.js';
 import { mountStream, STREAM_LIMITS_DEFAULTS, type Stream, type StreamLimits } from './stream.js';
 import type { Tokens } from './tokens.js';
 import { TOPIC_HUB_DEFAULTS, TopicHub, type SnapshotSource, type TopicTuning } from './topic-hub.js';
@@ -19,7 +20,7 @@ export interface StreamServerOptions {
   stream?: Partial<StreamLimits>;
   /** Replay buffers and batching of the topics. */
   topics?: TopicTuning;
-  /** Unix ms with a fraction; stamps deltas. */
+  /** Unix ms with a fraction; stamps deltas, and times tokens and message allowances. */
   now?: () => number;
   onError?: (error: Error) => void;
   /** Told when a client is dropped for falling too far behind (see StreamLimits.maxBackpressureBytes). */
@@ -30,7 +31,7 @@ export const STREAM_SERVER_DEFAULTS = {
   host: '127.0.0.1',
   port: 0,
   now: TOPIC_HUB_DEFAULTS.now,
-  onError: (error: Error) => console.error(`troupe stream: ${error.message}`),
+  onError: logError('troupe stream'),
   onClientDropped: () => {},
 } as const satisfies Omit<StreamServerOptions, 'tokens' | 'snapshot' | 'stream' | 'topics'>;
 
@@ -66,7 +67,7 @@ export class StreamServer {
       hub,
       tokens: settings.tokens,
       limits,
-      now: Date.now,
+      now: settings.now,
       onError: settings.onError,
       onClientDropped: settings.onClientDropped,
     });

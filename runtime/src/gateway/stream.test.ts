@@ -113,6 +113,17 @@ describe('the stream protocol', () => {
     await expect(
       StreamClient.connect(stream.url, new Tokens({ secret: 'another-secret-of-at-least-32-bytes!!' }).sign({ sub: 'x', role: 'admin' })),
     ).rejects.toMatchObject({ status: 401 });
+    const expired = tokens.sign({ sub: 'alice', tenant: 'acme', exp: Math.floor(Date.now() / 1000) - 1 });
+    await expect(StreamClient.connect(stream.url, expired, 'subprotocol')).rejects.toMatchObject({
+      status: 401,
+      body: '{"error":{"code":"UNAUTHENTICATED","message":"the token has expired"}}',
+    });
+    const [version, , signature] = acme.split('.');
+    const escalated = Buffer.from(JSON.stringify({ sub: 'alice', role: 'admin', exp: 4_000_000_000 })).toString('base64url');
+    await expect(StreamClient.connect(stream.url, `${version}.${escalated}.${signature}`)).rejects.toMatchObject({
+      status: 401,
+      body: '{"error":{"code":"UNAUTHENTICATED","message":"the token signature is invalid"}}',
+    });
     const { default: WebSocket } = await import('ws');
     const anonymous = new WebSocket(stream.url);
     const status = await new Promise((resolve) =>
@@ -226,17 +237,46 @@ describe('the stream protocol', () => {
     await alice.next((message) => isSnapshot(message) && message.topic === 'projects/acme');
 
     const chatty = await client(stream.url);
-    chatty.send({ type: 'subscribe', topic: `pools/${'a'.repeat(2000)}` });
+    chatty.send({ type: 'subscribe', topic: `pools/${'a'.repeat(1500)}` });
+    expect(await chatty.next((message) => message.type === 'error')).toEqual({
+      type: 'error',
+      code: 'TOO_LARGE',
+      message: 'a message may be at most 1024 bytes, got 1537',
+    });
+    chatty.send({ type: 'subscribe', topic: `pools/${'a'.repeat(3000)}` });
     expect((await chatty.whenClosed()).code).toBe(1006);
     const garbled = await client(stream.url);
     garbled.socket.send('not json');
     expect(await garbled.whenClosed()).toEqual({ code: 4400, reason: 'messages must be JSON objects in text frames' });
+    const scalar = await client(stream.url);
+    scalar.socket.send('42');
+    expect(await scalar.whenClosed()).toEqual({ code: 4400, reason: 'messages must be JSON objects in text frames' });
 
     await client(stream.url);
     await client(stream.url);
     await expect.poll(() => stream.connections()).toBe(3);
     await expect(StreamClient.connect(stream.url, acme)).rejects.toMatchObject({ status: 429 });
     expect(dropped, 'sockets closed for breaking a limit are not reported as dropped for falling behind').toBe(0);
+  });
+
+  it('refuses a client that sends faster than its allowance, until the allowance refills', async () => {
+    let now = 1_000_000;
+    const stream = await server({ stream: { maxMessagesPerSecond: 3 }, now: () => now });
+    const alice = await client(stream.url);
+    for (const topic of ['pools/acme', 'costs/acme', 'projects/acme', 'pools/acme']) alice.send({ type: 'subscribe', topic });
+    const refusal = await alice.next((message) => message.type === 'error');
+    expect(refusal).toEqual({
+      type: 'error',
+      code: 'RESOURCE_EXHAUSTED',
+      message: 'a connection may send at most 3 messages a second; retry in 334 ms',
+      topic: 'pools/acme',
+    });
+    expect(alice.messages.filter(isSnapshot).map((snapshot) => snapshot.topic)).toEqual(['pools/acme', 'costs/acme', 'projects/acme']);
+
+    now += 1_000;
+    alice.send({ type: 'unsubscribe', topic: 'costs/acme' });
+    expect(await alice.next((message) => message.type === 'unsubscribed')).toEqual({ type: 'unsubscribed', topic: 'costs/acme' });
+    expect(stream.connections()).toBe(1);
   });
 
   it('closes a stream when its token expires', async () => {

@@ -2,11 +2,13 @@
  * The `/api/stream` WebSocket endpoint: token check on upgrade, subscribe/unsubscribe messages,
  * and the per-connection limits that keep memory bounded — at most `maxBackpressureBytes`
  * buffered per socket (a client that falls further behind is disconnected by uWS and resumes
- * after reconnecting), `maxSubscriptions` topics, `maxMessageBytes` per client message and
- * `maxConnections` sockets. Worst case, what the stream holds is about
- * maxConnections × maxBackpressureBytes plus the topics' replay buffers (TopicHub).
+ * after reconnecting), `maxSubscriptions` topics, `maxMessageBytes` per client message,
+ * `maxMessagesPerSecond` from each client and `maxConnections` sockets. Worst case, what the
+ * stream holds is about maxConnections × maxBackpressureBytes plus the topics' replay buffers
+ * (TopicHub).
  */
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import { EmbeddedRateLimiter } from '../services/embedded/rate-limiter.js';
 import { authorizeTopic, identityOf, parseTopic } from './access.js';
 import { errorMessage, errorReply } from './errors.js';
 import type { ClientMessage, Identity, ServerMessage, StreamCloseCodes, StreamSubprotocol, TopicKey, WelcomeMessage } from './protocol.js';
@@ -19,8 +21,17 @@ export interface StreamLimits {
   maxConnections: number;
   /** Topics one socket may follow. */
   maxSubscriptions: number;
-  /** Largest client message; a larger one closes the socket. */
+  /**
+   * Largest client message: a larger one is refused with TOO_LARGE, and one more than twice as
+   * large closes the socket before it is read to its end.
+   */
   maxMessageBytes: number;
+  /**
+   * Messages a client may send a second. A burst of as many at once is allowed (a reconnecting
+   * client subscribes again to all its topics); beyond, messages are refused with
+   * RESOURCE_EXHAUSTED until the allowance refills.
+   */
+  maxMessagesPerSecond: number;
   /** Bytes buffered for one socket before it is disconnected as too slow. */
   maxBackpressureBytes: number;
   /** Seconds without traffic before the server pings (and closes a socket that does not answer). */
@@ -31,6 +42,8 @@ export const STREAM_LIMITS_DEFAULTS = {
   maxConnections: 10_000,
   maxSubscriptions: 64,
   maxMessageBytes: 4 * 1024,
+  // Above maxSubscriptions, so that resubscribing to every topic at once is never refused.
+  maxMessagesPerSecond: 100,
   maxBackpressureBytes: 1024 * 1024,
   idleTimeoutSeconds: 60,
 } as const satisfies StreamLimits;
@@ -40,8 +53,12 @@ const BEARER = 'bearer.';
 const CLOSE: StreamCloseCodes = { tokenExpired: 4401, protocolError: 4400 };
 /** setTimeout's ceiling; a token living longer than this simply is not timed out early. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Messages up to this many times maxMessageBytes are read and refused; uWS cuts larger ones off. */
+const READ_LIMIT_FACTOR = 2;
 
 interface Connection {
+  /** Its message allowance's key. */
+  id: number;
   identity: Identity;
   topics: Set<TopicKey>;
   closed: boolean;
@@ -72,6 +89,9 @@ export function mountStream(
 ): Stream {
   const { hub, tokens, limits } = options;
   const sockets = new Set<WebSocket<Connection>>();
+  const allowance = new EmbeddedRateLimiter(options.now);
+  const perConnection = { capacity: limits.maxMessagesPerSecond, refillPerSecond: limits.maxMessagesPerSecond };
+  let connections = 0;
 
   // Over the backpressure limit uWS drops the message and shuts the socket (closeOnBackpressureLimit):
   // the client never sees a gap, it reconnects and resumes. The close handler cleans up.
@@ -104,7 +124,7 @@ export function mountStream(
 
   app.ws<Connection>(options.path, {
     compression: uws().DISABLED,
-    maxPayloadLength: limits.maxMessageBytes,
+    maxPayloadLength: limits.maxMessageBytes * READ_LIMIT_FACTOR,
     maxBackpressure: limits.maxBackpressureBytes,
     closeOnBackpressureLimit: 1,
     idleTimeout: limits.idleTimeoutSeconds,
@@ -127,7 +147,15 @@ export function mountStream(
           );
         }
         const identity = identityOf(tokens.verify(bearerToken(req.getHeader('authorization'), offered)));
-        const connection: Connection = { identity, topics: new Set(), closed: false, expiry: undefined, bufferedAtLeave: 0 };
+        connections += 1;
+        const connection: Connection = {
+          id: connections,
+          identity,
+          topics: new Set(),
+          closed: false,
+          expiry: undefined,
+          bufferedAtLeave: 0,
+        };
         res.upgrade(connection, key, offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '', extensions, context);
       } catch (error) {
         const reply = errorReply(error);
@@ -155,34 +183,58 @@ export function mountStream(
     },
 
     message(ws, data, isBinary) {
-      let message: Partial<ClientMessage> & { topic?: unknown; resume?: unknown };
-      try {
-        if (isBinary) throw new Error('binary');
-        message = JSON.parse(Buffer.from(data).toString('utf8')) as typeof message;
-        if (typeof message !== 'object' || message === null) throw new Error('not an object');
-      } catch {
-        ws.end(CLOSE.protocolError, 'messages must be JSON objects in text frames');
-        return;
-      }
-      try {
-        switch (message.type) {
-          case 'subscribe':
-            subscribe(ws, message);
-            break;
-          case 'unsubscribe': {
-            const topic = parseTopic(message.topic);
-            leave(ws, topic.key);
-            send(ws, { type: 'unsubscribed', topic: topic.key });
-            break;
-          }
-          default:
-            throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'type must be subscribe or unsubscribe');
+      const connection = ws.getUserData();
+      // uWS owns `data` only until this returns: it is read here, and acted on once the allowance answers.
+      let message: (Partial<ClientMessage> & { topic?: unknown; resume?: unknown }) | RuntimeError;
+      if (data.byteLength > limits.maxMessageBytes) {
+        message = new RuntimeError(
+          RuntimeErrorCode.TooLarge,
+          `a message may be at most ${limits.maxMessageBytes} bytes, got ${data.byteLength}`,
+        );
+      } else {
+        try {
+          if (isBinary) throw new Error('binary');
+          message = JSON.parse(Buffer.from(data).toString('utf8')) as typeof message;
+          if (typeof message !== 'object' || message === null) throw new Error('not an object');
+        } catch {
+          ws.end(CLOSE.protocolError, 'messages must be JSON objects in text frames');
+          return;
         }
-      } catch (error) {
-        const reply = errorMessage(error, typeof message.topic === 'string' ? message.topic : undefined);
-        if (reply.code === 'INTERNAL') options.onError(toError(error));
-        send(ws, reply);
       }
+      void allowance.take(String(connection.id), 1, perConnection).then(
+        ({ granted, retryAfterMs }) => {
+          if (connection.closed) return;
+          const topic = message instanceof RuntimeError || typeof message.topic !== 'string' ? undefined : message.topic;
+          try {
+            if (!granted) {
+              throw new RuntimeError(
+                RuntimeErrorCode.ResourceExhausted,
+                `a connection may send at most ${limits.maxMessagesPerSecond} messages a second; retry in ${retryAfterMs} ms`,
+                { retriable: true },
+              );
+            }
+            if (message instanceof RuntimeError) throw message;
+            switch (message.type) {
+              case 'subscribe':
+                subscribe(ws, message);
+                break;
+              case 'unsubscribe': {
+                const parsed = parseTopic(message.topic);
+                leave(ws, parsed.key);
+                send(ws, { type: 'unsubscribed', topic: parsed.key });
+                break;
+              }
+              default:
+                throw new RuntimeError(RuntimeErrorCode.InvalidArgument, 'type must be subscribe or unsubscribe');
+            }
+          } catch (error) {
+            const reply = errorMessage(error, topic);
+            if (reply.code === 'INTERNAL') options.onError(toError(error));
+            send(ws, reply);
+          }
+        },
+        (error: unknown) => options.onError(toError(error)),
+      );
     },
 
     // uWS 20.30 has no `dropped` handler, and a socket can no longer be read in `close`; but uWS

@@ -7,6 +7,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import { withDefaults } from '../llm/options.js';
+import { registerSecret } from '../security/redact.js';
 
 /** Platform roles: `admin` sees and does everything; `sre` sees every namespace and may scale pools. */
 export type PlatformRole = 'admin' | 'sre';
@@ -54,6 +55,7 @@ export class Tokens {
   constructor(options: TokensOptions) {
     this.options = withDefaults(TOKENS_DEFAULTS, options);
     this.key = Buffer.from(options.secret);
+    if (typeof options.secret === 'string') registerSecret(options.secret);
     if (this.key.length < 32) {
       throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `Tokens option secret must be at least 32 bytes, got ${this.key.length}`);
     }

@@ -11,6 +11,7 @@
  * working directory does not matter; Node 20 workers do not inherit the parent's loader hooks.
  * A compiled build (`.js`) runs the compiled worker without it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
@@ -143,6 +144,8 @@ interface RunningTask {
   loopKey: string;
   account: CallAccount;
   maxOutputTokens: number;
+  /** Runs a call in the task's async context: calls come in on a worker's port, outside it (its trace, for one). */
+  inTask: <R>(call: () => R) => R;
 }
 
 /**
@@ -206,6 +209,7 @@ export class AgentPool {
       loopKey: `${input.account.project}/${input.taskId}`,
       account: { ...input.account, role: spec.role },
       maxOutputTokens: input.maxOutputTokens ?? spec.model.maxOutputTokens ?? defaultMaxOutputTokens,
+      inTask: AsyncLocalStorage.snapshot(),
     });
     try {
       const result = await this.piscina.run({
@@ -276,7 +280,7 @@ export class AgentPool {
         cache,
         rateLimit: spec.rateLimit,
       };
-      const result = await this.options.llm.complete(call);
+      const result = await task.inTask(() => this.options.llm.complete(call));
       this.loops.observe(task.loopKey, result.callId, result.text);
       return { type: 'result', result };
     } catch (error) {

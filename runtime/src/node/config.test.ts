@@ -11,6 +11,7 @@ const CLUSTER: Env = {
   TROUPE_CASSANDRA_CONTACT_POINTS: 'cassandra-0.cassandra,cassandra-1.cassandra',
   TROUPE_CASSANDRA_DATACENTER: 'dc1',
   TROUPE_REDIS_URL: 'redis://:secret@redis:6379/0',
+  TROUPE_TOKEN_SECRET: 'a-token-secret-of-at-least-32-bytes',
   POD_NAME: 'troupe-runtime-7f9c-x2k4q',
 };
 
@@ -49,6 +50,7 @@ describe('nodeConfig', () => {
       httpPort: 8081,
       partitions: 16,
       pools: [],
+      tokenSecret: 'a-token-secret-of-at-least-32-bytes',
     });
     expect(options.gateway).toBeUndefined();
     expect(shutdownTimeoutMs).toBe(25_000);
@@ -84,7 +86,8 @@ describe('nodeConfig', () => {
       },
       { dashboardDir: '/app/dashboard/build' },
     );
-    expect(options.gateway).toEqual({ port: 9000, tokenSecret: 'x'.repeat(32), staticDir: '/app/dashboard/build' });
+    expect(options.gateway).toEqual({ port: 9000, staticDir: '/app/dashboard/build' });
+    expect(options.tokenSecret).toBe('x'.repeat(32));
     expect(options.store).toBeUndefined();
     expect(options.services).toBeUndefined();
   });
@@ -113,7 +116,9 @@ describe('nodeConfig', () => {
       { ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_REDIS_URL: 'http://redis:6379' },
       /^TROUPE_REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL$/,
     );
-    refused({ ...CLUSTER, TROUPE_COMPONENTS: 'gateway' }, /^TROUPE_TOKEN_SECRET is required/);
+    // No entry point takes anonymous calls: the gRPC API of a runtime node checks tokens as the gateway does.
+    refused({ ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_TOKEN_SECRET: undefined }, /^TROUPE_TOKEN_SECRET is required/);
+    refused({ ...CLUSTER, TROUPE_COMPONENTS: 'gateway', TROUPE_TOKEN_SECRET: '' }, /^TROUPE_TOKEN_SECRET is required/);
     refused(
       { ...CLUSTER, TROUPE_COMPONENTS: 'gateway', TROUPE_TOKEN_SECRET: 'short' },
       /^TROUPE_TOKEN_SECRET must be at least 32 bytes, got 5$/,

@@ -5,6 +5,7 @@
  */
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { smtpRelay } from '../domain/delivery/smtp-client.js';
 import type { PoolResource } from '../domain/pools.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { createProvider } from '../llm/providers/create-provider.js';
@@ -117,25 +118,37 @@ export function nodeConfig(env: Env, defaults: ConfigDefaults = {}): NodeConfig 
       throw invalid('TROUPE_REDIS_URL', 'must be a redis:// or rediss:// URL');
     }
     options.services = { kind: 'redis', url };
+    const smtp = optional(env, 'TROUPE_SMTP_URL');
+    const mailFrom = optional(env, 'TROUPE_MAIL_FROM');
+    options.delivery = {
+      scratchDir: optional(env, 'TROUPE_DELIVERY_DIR') ?? join(tmpdir(), 'troupe-delivery'),
+      // Secret volumes mounted as <dir>/<namespace>/<name>/<key>.
+      secretsDir: optional(env, 'TROUPE_SECRETS_DIR') ?? join(tmpdir(), 'troupe-secrets'),
+      ...(smtp === undefined ? {} : { smtp: smtpRelay(smtp, 'TROUPE_SMTP_URL') }),
+      ...(mailFrom === undefined ? {} : { mailFrom }),
+    };
   }
   if (has('pool')) {
     const pool = poolFromEnv(env);
     options.pools = [pool];
     options.providers = [providerFromEnv(env, pool.spec.model.provider)];
   }
-  if (has('gateway')) {
-    const staticDir = optional(env, 'TROUPE_DASHBOARD_DIR') ?? defaults.dashboardDir;
+  if (has('runtime') || has('gateway')) {
+    // Every entry point checks bearer tokens: there is no switch that turns that off.
     const tokenSecret = required(
       env,
       'TROUPE_TOKEN_SECRET',
-      'the secret (32 bytes or more) the gateways sign and check stream tokens with',
+      "the secret (32 bytes or more) the gRPC API's and the gateways' bearer tokens are signed and checked with",
     );
     // The length only: the value is a secret.
     if (Buffer.byteLength(tokenSecret) < 32)
       throw invalid('TROUPE_TOKEN_SECRET', `must be at least 32 bytes, got ${Buffer.byteLength(tokenSecret)}`);
+    options.tokenSecret = tokenSecret;
+  }
+  if (has('gateway')) {
+    const staticDir = optional(env, 'TROUPE_DASHBOARD_DIR') ?? defaults.dashboardDir;
     options.gateway = {
       port: port(env, 'TROUPE_GATEWAY_PORT', 8080),
-      tokenSecret,
       ...(staticDir === undefined ? {} : { staticDir }),
     };
   }

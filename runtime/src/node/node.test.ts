@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ProjectPhase, type SubmitProject } from '@troupe/proto';
+import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { ProjectPhase, RuntimeServiceClient, ServingStatus, type SubmitProject } from '@troupe/proto';
 import { freePort, infra, parsePrometheus, sampleValue, startPrivateServer, type MetricFamily } from '@troupe/harness';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -39,6 +40,7 @@ interface NodeProcess {
   child: ChildProgram;
   nodeId: string;
   ops: string;
+  grpc: string;
   gateway?: string;
 }
 
@@ -94,11 +96,18 @@ describe('the runtime node', () => {
         TROUPE_GRPC_PORT: String(grpcPort),
         TROUPE_GATEWAY_PORT: String(gatewayPort),
         TROUPE_ARTIFACTS_DIR: artifactsDir(),
+        TROUPE_TOKEN_SECRET: SECRET,
         ...env,
       },
     });
     cleanups.push(() => child.kill());
-    const started: NodeProcess = { child, nodeId, ops: `http://127.0.0.1:${httpPort}`, gateway: `127.0.0.1:${gatewayPort}` };
+    const started: NodeProcess = {
+      child,
+      nodeId,
+      ops: `http://127.0.0.1:${httpPort}`,
+      grpc: `127.0.0.1:${grpcPort}`,
+      gateway: `127.0.0.1:${gatewayPort}`,
+    };
     const exited = child.exited.then((code) => {
       throw new Error(`node ${nodeId} exited with ${code} before it was ready:\n${child.stderr}`);
     });
@@ -150,7 +159,7 @@ describe('the runtime node', () => {
 
   it('serves what a runtime node and a gateway node do on /metrics, and names each check of its probes', async () => {
     const runtime = await node('metrics-runtime');
-    const gateway = await node('metrics-gateway', { TROUPE_COMPONENTS: 'gateway', TROUPE_TOKEN_SECRET: SECRET });
+    const gateway = await node('metrics-gateway', { TROUPE_COMPONENTS: 'gateway' });
 
     const runtimeReady = await probe(`${runtime.ops}/readyz`);
     expect(runtimeReady.body.status).toBe('ready');
@@ -223,6 +232,27 @@ describe('the runtime node', () => {
 
     for (const stopped of [gateway, runtime]) stopped.child.signal('SIGTERM');
     expect(await Promise.all([gateway.child.exited, runtime.child.exited])).toEqual([0, 0]);
+  }, 240_000);
+
+  it('answers gRPC calls only with a token signed with its TROUPE_TOKEN_SECRET', async () => {
+    const runtime = await node('grpc-auth');
+    const client = new RuntimeServiceClient(runtime.grpc, credentials.createInsecure());
+    cleanups.push(async () => client.close());
+    const health = (token: string | undefined) =>
+      new Promise<unknown>((resolve) => {
+        const metadata = new Metadata();
+        if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+        client.health({}, metadata, (error, response) => resolve(error ? { code: error.code, details: error.details } : response));
+      });
+    expect(await health(undefined)).toEqual({
+      code: status.UNAUTHENTICATED,
+      details: 'send the token as the metadata authorization: Bearer <token>',
+    });
+    const elsewhere = new Tokens({ secret: 'another-secret-of-at-least-32-bytes!' }).sign({ sub: 'root', role: 'admin' });
+    expect(await health(elsewhere)).toEqual({ code: status.UNAUTHENTICATED, details: 'the token signature is invalid' });
+    expect(await health(new Tokens({ secret: SECRET }).sign({ sub: 'oncall', role: 'sre' }))).toMatchObject({
+      status: ServingStatus.SERVING,
+    });
   }, 240_000);
 
   it('is not ready while its Redis is down, and ready again once Redis is back', async () => {
@@ -329,6 +359,7 @@ describe('the runtime node', () => {
       grpcPort: 0,
       httpPort: 0,
       artifactsDir: artifactsDir(),
+      tokenSecret: SECRET,
       providers: [createProvider('simulated', { type: 'simulated', baseURL: server.openaiBaseURL, pricing: SIM_PRICES })],
       pools: samplePools(namespace),
       taskCheckMs: 1_000,

@@ -11,7 +11,7 @@ import { EVENTS_TOPIC } from '../domain/project-events.js';
 import { FileArtifactStore } from '../domain/artifacts.js';
 import { COMPANY_DEFAULTS, Company } from '../domain/company.js';
 import type { PoolResource } from '../domain/pools.js';
-import { startCompanyStack, type CompanyStack } from '../company-stack.js';
+import { startCompanyStack, type CompanyStack, type DeliveryConfig } from '../company-stack.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { Gateway } from '../gateway/gateway.js';
 import { Tokens } from '../gateway/tokens.js';
@@ -19,6 +19,7 @@ import type { RegisteredProvider } from '../llm/client.js';
 import { withDefaults } from '../llm/options.js';
 import { LlmRateLimiter, LlmResponseCache } from '../llm/resilience.js';
 import { RuntimeMetrics } from '../metrics/runtime-metrics.js';
+import { logError } from '../security/redact.js';
 import { EmbeddedServices } from '../services/embedded/embedded-services.js';
 import { openServices, type ServicesConfig } from '../services/open.js';
 import type { ClusterServices } from '../services/services.js';
@@ -37,8 +38,6 @@ export type NodeComponent = (typeof NODE_COMPONENTS)[number];
 export interface NodeGatewayOptions {
   /** Where browsers and API clients connect; 0 picks a free port. */
   port: number;
-  /** Signs and verifies the stream's bearer tokens; every gateway replica shares it (32 bytes or more). */
-  tokenSecret: string;
   /** The dashboard's static build; without it the gateway serves its API alone. */
   staticDir?: string;
 }
@@ -65,12 +64,19 @@ export interface NodeOptions {
   httpPort: number;
   /** Where deliverables are kept: a volume the runtime nodes and gateways share. */
   artifactsDir: string;
+  /** Webhooks, notice emails and git pushes of the `runtime` component; none are made without it. */
+  delivery?: DeliveryConfig;
   /** The model providers the pools call. */
   providers: readonly RegisteredProvider[];
   /** The agent pools of the `pool` component. */
   pools: readonly PoolResource[];
   /** Settings of the `gateway` component, required with it. */
   gateway?: NodeGatewayOptions;
+  /**
+   * Signs and verifies the bearer tokens of the gRPC API and the gateway (32 bytes or more);
+   * every node shares it. Required with `runtime` and `gateway`: no entry point takes anonymous calls.
+   */
+  tokenSecret?: string;
   health: Partial<HealthOptions>;
   /** How often a project checks that its running tasks are alive (default 30 s). */
   taskCheckMs: number;
@@ -88,7 +94,7 @@ export const NODE_DEFAULTS = {
   pools: [],
   health: {},
   taskCheckMs: COMPANY_DEFAULTS.taskCheckMs,
-  onError: (error: Error) => console.error(`troupe node: ${error.message}`),
+  onError: logError('troupe node'),
 } as const satisfies Partial<NodeOptions>;
 
 type Required = 'components' | 'transport' | 'nodeId' | 'artifactsDir';
@@ -125,7 +131,7 @@ interface Parts {
  *   components: ['runtime'], nodeId: 'runtime-0', artifactsDir: '/var/lib/troupe/artifacts',
  *   transport: { kind: 'kafka', brokers: ['kafka:9092'] },
  *   store: { kind: 'cassandra', contactPoints: ['cassandra'], localDataCenter: 'dc1' },
- *   services: { kind: 'redis', url: 'redis://redis:6379' },
+ *   services: { kind: 'redis', url: 'redis://redis:6379' }, tokenSecret: secretOf32BytesOrMore,
  * });
  * process.once('SIGTERM', () => void node.stop());
  */
@@ -135,6 +141,7 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
   const has = (component: NodeComponent) => settings.components.includes(component);
   const metrics = new RuntimeMetrics({ onError: settings.onError });
   const parts: Parts = { health: new Health(settings.health) };
+  const tokens = settings.tokenSecret === undefined ? undefined : new Tokens({ secret: settings.tokenSecret });
   let company: Company;
   try {
     parts.ops = await startOpsServer({
@@ -171,7 +178,7 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
         artifacts,
         providers: settings.providers,
         pools: settings.pools,
-        grpc: { host: settings.host, port: settings.grpcPort },
+        grpc: { host: settings.host, port: settings.grpcPort, tokens: tokens! },
         // Limits are shared through Redis; while it is down each node keeps to them on its own.
         rateLimiter: new LlmRateLimiter({
           cluster: services.rateLimiter,
@@ -180,6 +187,7 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
         }),
         responseCache: new LlmResponseCache(services.responseCache, { onError: settings.onError }),
         instrumentation: metrics,
+        ...(settings.delivery === undefined ? {} : { delivery: settings.delivery }),
         company: { ...companyOptions, taskCheckMs: settings.taskCheckMs },
       });
       company = parts.stack.company;
@@ -193,7 +201,7 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
       const dropped = metrics.observeGateway(() => started?.stats().connections ?? 0);
       started = await Gateway.start({
         api: company,
-        tokens: new Tokens({ secret: gateway.tokenSecret }),
+        tokens: tokens!,
         staticDir: gateway.staticDir,
         host: settings.host,
         port: gateway.port,
@@ -261,6 +269,11 @@ function validate(options: NodeOptions): void {
   if (has('runtime') && options.store === undefined) throw invalid('store', 'is required with the runtime component');
   if (has('runtime') && options.services === undefined) throw invalid('services', 'is required with the runtime component');
   if (has('gateway') && options.gateway === undefined) throw invalid('gateway', 'is required with the gateway component');
+  if ((has('runtime') || has('gateway')) && options.tokenSecret === undefined)
+    throw invalid(
+      'tokenSecret',
+      'is required with the runtime and gateway components: the gRPC API and the gateway check bearer tokens with it',
+    );
   if (typeof options.nodeId !== 'string' || options.nodeId === '') throw invalid('nodeId', 'must be a non-empty string');
   if (typeof options.artifactsDir !== 'string' || options.artifactsDir === '') throw invalid('artifactsDir', 'must be a directory path');
   for (const key of ['grpcPort', 'httpPort'] as const) {

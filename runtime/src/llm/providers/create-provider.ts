@@ -1,9 +1,11 @@
 /**
  * From a ModelProvider resource to a provider the LlmClient can use: its client, chosen by
  * `spec.type`, and its price table. The API key comes from the Secret `apiKeySecretRef` names,
- * read by the caller; it is never logged.
+ * read by the caller; it is registered for redaction (security/redact.ts), so it never shows in
+ * an error, a log or a project's status.
  */
 import { RuntimeError, RuntimeErrorCode } from '../../errors.js';
+import { registerSecret } from '../../security/redact.js';
 import type { RegisteredProvider } from '../client.js';
 import { PriceTable, type ModelPrice } from '../pricing.js';
 import { AnthropicProvider } from './anthropic.js';
@@ -29,6 +31,7 @@ export function createProvider(name: string, spec: ModelProviderSpec, secrets: {
   const pricing = new PriceTable(spec.pricing ?? []);
   const { baseURL } = spec;
   const { apiKey } = secrets;
+  registerSecret(apiKey);
   const needKey = (): string => {
     if (apiKey === undefined || apiKey === '') {
       throw new RuntimeError(

@@ -5,6 +5,7 @@
  * exactly one request per call and never retries on its own.
  */
 import { RuntimeError, RuntimeErrorCode } from '../../errors.js';
+import { redact } from '../../security/redact.js';
 import { ProviderError } from '../errors.js';
 import type { ChatMessage } from '../tokens.js';
 
@@ -85,14 +86,6 @@ export function retryAfterMs(headers: { get(name: string): string | null } | und
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** Replaces every occurrence of a secret in a text, so errors can be logged safely. */
-export function redact(text: string, secrets: readonly (string | undefined)[]): string {
-  let redacted = text;
-  // Very short secrets would redact ordinary words; no real API key is that short.
-  for (const secret of secrets) if (secret !== undefined && secret.length >= 8) redacted = redacted.split(secret).join('[redacted]');
-  return redacted;
 }
 
 /**

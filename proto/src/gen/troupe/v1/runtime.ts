@@ -13,6 +13,8 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -20,6 +22,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { ArchivePart } from "./backup.js";
 import { Approve, CancelProject, SubmitProject } from "./commands.js";
 import { Event, PoolStatus, ProjectStatus } from "./events.js";
 
@@ -202,6 +205,40 @@ export interface ComponentHealth {
   status: ServingStatus;
   /** Why it is not serving; empty when it is. */
   message: string;
+}
+
+/** ExportProjectRequest names the project to export. */
+export interface ExportProjectRequest {
+  namespace: string;
+  name: string;
+}
+
+/** ExportProjectResponse is one part of the archive, in the archive's order. */
+export interface ExportProjectResponse {
+  part?: ArchivePart | undefined;
+}
+
+/** ImportProjectRequest is one part of an archive, in the archive's order. */
+export interface ImportProjectRequest {
+  /**
+   * Read from the first request only: restore the project into this namespace instead of the
+   * archive's. Empty keeps the archive's.
+   */
+  namespace: string;
+  part?: ArchivePart | undefined;
+}
+
+/** ImportProjectResponse tells what was restored. */
+export interface ImportProjectResponse {
+  /** The project as GetProject shows it now. */
+  project?:
+    | ProjectSummary
+    | undefined;
+  /** What the archive held: journals, artefacts (and their bytes in all) and ledger entries. */
+  journals: number;
+  artifacts: number;
+  artifactBytes: number;
+  ledgerEntries: number;
 }
 
 function createBaseSubmitProjectRequest(): SubmitProjectRequest {
@@ -1808,6 +1845,390 @@ export const ComponentHealth: MessageFns<ComponentHealth> = {
   },
 };
 
+function createBaseExportProjectRequest(): ExportProjectRequest {
+  return { namespace: "", name: "" };
+}
+
+export const ExportProjectRequest: MessageFns<ExportProjectRequest> = {
+  encode(message: ExportProjectRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportProjectRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportProjectRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportProjectRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: ExportProjectRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExportProjectRequest>, I>>(base?: I): ExportProjectRequest {
+    return ExportProjectRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportProjectRequest>, I>>(object: I): ExportProjectRequest {
+    const message = createBaseExportProjectRequest();
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseExportProjectResponse(): ExportProjectResponse {
+  return { part: undefined };
+}
+
+export const ExportProjectResponse: MessageFns<ExportProjectResponse> = {
+  encode(message: ExportProjectResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.part !== undefined) {
+      ArchivePart.encode(message.part, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportProjectResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportProjectResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = ArchivePart.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportProjectResponse {
+    return { part: isSet(object.part) ? ArchivePart.fromJSON(object.part) : undefined };
+  },
+
+  toJSON(message: ExportProjectResponse): unknown {
+    const obj: any = {};
+    if (message.part !== undefined) {
+      obj.part = ArchivePart.toJSON(message.part);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExportProjectResponse>, I>>(base?: I): ExportProjectResponse {
+    return ExportProjectResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportProjectResponse>, I>>(object: I): ExportProjectResponse {
+    const message = createBaseExportProjectResponse();
+    message.part = (object.part !== undefined && object.part !== null)
+      ? ArchivePart.fromPartial(object.part)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseImportProjectRequest(): ImportProjectRequest {
+  return { namespace: "", part: undefined };
+}
+
+export const ImportProjectRequest: MessageFns<ImportProjectRequest> = {
+  encode(message: ImportProjectRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.part !== undefined) {
+      ArchivePart.encode(message.part, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportProjectRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportProjectRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = ArchivePart.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportProjectRequest {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      part: isSet(object.part) ? ArchivePart.fromJSON(object.part) : undefined,
+    };
+  },
+
+  toJSON(message: ImportProjectRequest): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.part !== undefined) {
+      obj.part = ArchivePart.toJSON(message.part);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportProjectRequest>, I>>(base?: I): ImportProjectRequest {
+    return ImportProjectRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportProjectRequest>, I>>(object: I): ImportProjectRequest {
+    const message = createBaseImportProjectRequest();
+    message.namespace = object.namespace ?? "";
+    message.part = (object.part !== undefined && object.part !== null)
+      ? ArchivePart.fromPartial(object.part)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseImportProjectResponse(): ImportProjectResponse {
+  return { project: undefined, journals: 0, artifacts: 0, artifactBytes: 0, ledgerEntries: 0 };
+}
+
+export const ImportProjectResponse: MessageFns<ImportProjectResponse> = {
+  encode(message: ImportProjectResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.project !== undefined) {
+      ProjectSummary.encode(message.project, writer.uint32(10).fork()).join();
+    }
+    if (message.journals !== 0) {
+      writer.uint32(16).int32(message.journals);
+    }
+    if (message.artifacts !== 0) {
+      writer.uint32(24).int32(message.artifacts);
+    }
+    if (message.artifactBytes !== 0) {
+      writer.uint32(32).int64(message.artifactBytes);
+    }
+    if (message.ledgerEntries !== 0) {
+      writer.uint32(40).int32(message.ledgerEntries);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportProjectResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportProjectResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.project = ProjectSummary.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.journals = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.artifacts = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.artifactBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ledgerEntries = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportProjectResponse {
+    return {
+      project: isSet(object.project) ? ProjectSummary.fromJSON(object.project) : undefined,
+      journals: isSet(object.journals) ? globalThis.Number(object.journals) : 0,
+      artifacts: isSet(object.artifacts) ? globalThis.Number(object.artifacts) : 0,
+      artifactBytes: isSet(object.artifactBytes)
+        ? globalThis.Number(object.artifactBytes)
+        : isSet(object.artifact_bytes)
+        ? globalThis.Number(object.artifact_bytes)
+        : 0,
+      ledgerEntries: isSet(object.ledgerEntries)
+        ? globalThis.Number(object.ledgerEntries)
+        : isSet(object.ledger_entries)
+        ? globalThis.Number(object.ledger_entries)
+        : 0,
+    };
+  },
+
+  toJSON(message: ImportProjectResponse): unknown {
+    const obj: any = {};
+    if (message.project !== undefined) {
+      obj.project = ProjectSummary.toJSON(message.project);
+    }
+    if (message.journals !== 0) {
+      obj.journals = Math.round(message.journals);
+    }
+    if (message.artifacts !== 0) {
+      obj.artifacts = Math.round(message.artifacts);
+    }
+    if (message.artifactBytes !== 0) {
+      obj.artifactBytes = Math.round(message.artifactBytes);
+    }
+    if (message.ledgerEntries !== 0) {
+      obj.ledgerEntries = Math.round(message.ledgerEntries);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportProjectResponse>, I>>(base?: I): ImportProjectResponse {
+    return ImportProjectResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportProjectResponse>, I>>(object: I): ImportProjectResponse {
+    const message = createBaseImportProjectResponse();
+    message.project = (object.project !== undefined && object.project !== null)
+      ? ProjectSummary.fromPartial(object.project)
+      : undefined;
+    message.journals = object.journals ?? 0;
+    message.artifacts = object.artifacts ?? 0;
+    message.artifactBytes = object.artifactBytes ?? 0;
+    message.ledgerEntries = object.ledgerEntries ?? 0;
+    return message;
+  },
+};
+
 /** RuntimeService submits, cancels and approves projects and reports on projects and pools. */
 export type RuntimeServiceService = typeof RuntimeServiceService;
 export const RuntimeServiceService = {
@@ -1895,6 +2316,35 @@ export const RuntimeServiceService = {
     responseSerialize: (value: HealthResponse): Buffer => Buffer.from(HealthResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HealthResponse => HealthResponse.decode(value),
   },
+  /**
+   * Streams a project's archive (backup.proto): its journals, artefacts and ledger. NOT_FOUND
+   * if the runtime does not know the project.
+   */
+  exportProject: {
+    path: "/troupe.v1.RuntimeService/ExportProject" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ExportProjectRequest): Buffer => Buffer.from(ExportProjectRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExportProjectRequest => ExportProjectRequest.decode(value),
+    responseSerialize: (value: ExportProjectResponse): Buffer =>
+      Buffer.from(ExportProjectResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExportProjectResponse => ExportProjectResponse.decode(value),
+  },
+  /**
+   * Restores a project from its archive. Refused, with nothing stored, when the archive's
+   * format version is unknown, when it is corrupt or cut short (INVALID_ARGUMENT), and when
+   * the project exists already (ALREADY_EXISTS).
+   */
+  importProject: {
+    path: "/troupe.v1.RuntimeService/ImportProject" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImportProjectRequest): Buffer => Buffer.from(ImportProjectRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportProjectRequest => ImportProjectRequest.decode(value),
+    responseSerialize: (value: ImportProjectResponse): Buffer =>
+      Buffer.from(ImportProjectResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImportProjectResponse => ImportProjectResponse.decode(value),
+  },
 } as const;
 
 export interface RuntimeServiceServer extends UntypedServiceImplementation {
@@ -1914,6 +2364,17 @@ export interface RuntimeServiceServer extends UntypedServiceImplementation {
   listPools: handleUnaryCall<ListPoolsRequest, ListPoolsResponse>;
   /** Reports whether the runtime can take work. */
   health: handleUnaryCall<HealthRequest, HealthResponse>;
+  /**
+   * Streams a project's archive (backup.proto): its journals, artefacts and ledger. NOT_FOUND
+   * if the runtime does not know the project.
+   */
+  exportProject: handleServerStreamingCall<ExportProjectRequest, ExportProjectResponse>;
+  /**
+   * Restores a project from its archive. Refused, with nothing stored, when the archive's
+   * format version is unknown, when it is corrupt or cut short (INVALID_ARGUMENT), and when
+   * the project exists already (ALREADY_EXISTS).
+   */
+  importProject: handleClientStreamingCall<ImportProjectRequest, ImportProjectResponse>;
 }
 
 export interface RuntimeServiceClient extends Client {
@@ -2039,6 +2500,40 @@ export interface RuntimeServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HealthResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Streams a project's archive (backup.proto): its journals, artefacts and ledger. NOT_FOUND
+   * if the runtime does not know the project.
+   */
+  exportProject(
+    request: ExportProjectRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ExportProjectResponse>;
+  exportProject(
+    request: ExportProjectRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ExportProjectResponse>;
+  /**
+   * Restores a project from its archive. Refused, with nothing stored, when the archive's
+   * format version is unknown, when it is corrupt or cut short (INVALID_ARGUMENT), and when
+   * the project exists already (ALREADY_EXISTS).
+   */
+  importProject(
+    callback: (error: ServiceError | null, response: ImportProjectResponse) => void,
+  ): ClientWritableStream<ImportProjectRequest>;
+  importProject(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImportProjectResponse) => void,
+  ): ClientWritableStream<ImportProjectRequest>;
+  importProject(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImportProjectResponse) => void,
+  ): ClientWritableStream<ImportProjectRequest>;
+  importProject(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImportProjectResponse) => void,
+  ): ClientWritableStream<ImportProjectRequest>;
 }
 
 export const RuntimeServiceClient = makeGenericClientConstructor(
