@@ -306,17 +306,19 @@ export class ActorSystem {
     try {
       await this.flush(activation);
       const staged: StagedTurn[] = [];
+      const stagedIds = new Set<string>();
       let next = from;
       let failing: { envelope: Envelope; offset: number; error: Error } | undefined;
       for (; next < records.length && failing === undefined; next += 1) {
         const record = records[next]!;
         const envelope = Envelope.decode(record.value);
-        if (await this.applied(activation, envelope, record.offset, staged)) {
+        if (await this.applied(activation, envelope, record.offset, stagedIds)) {
           done.add(record.offset);
           continue;
         }
         try {
           staged.push(await this.stage(activation, staged.at(-1)?.after ?? activation, envelope, record.offset, 1));
+          stagedIds.add(envelope.id);
         } catch (error) {
           failing = { envelope, offset: record.offset, error: toError(error) };
         }
@@ -324,7 +326,7 @@ export class ActorSystem {
       if (!(await this.commitStaged(activation, staged))) {
         // Refused as a whole (a conflict, a duplicate): each record goes its own way against what is stored.
         for (const turn of staged) {
-          if (!(await this.applied(activation, turn.envelope, turn.offset, [])))
+          if (!(await this.applied(activation, turn.envelope, turn.offset, new Set())))
             await this.supervise(activation, turn.envelope, turn.offset);
           done.add(turn.offset);
         }
@@ -343,9 +345,9 @@ export class ActorSystem {
   }
 
   /** Whether an input was applied already: a replay after a crash or a rebalance, or a re-sent copy. */
-  private async applied(activation: Activation, envelope: Envelope, offset: number, staged: readonly StagedTurn[]): Promise<boolean> {
+  private async applied(activation: Activation, envelope: Envelope, offset: number, stagedIds: ReadonlySet<string>): Promise<boolean> {
     if (activation.lastInputOffset !== undefined && offset <= activation.lastInputOffset) return true;
-    if (staged.some((turn) => turn.envelope.id === envelope.id)) return true;
+    if (stagedIds.has(envelope.id)) return true;
     return this.options.store.hasApplied(activation.ref, envelope.id);
   }
 
