@@ -5,7 +5,9 @@
  * select pods), and the API server of the harness accepts every object with
  * `kubectl apply --dry-run=server`.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type {
   V1ConfigMap,
   V1Container,
@@ -89,6 +91,11 @@ describe('the default install', () => {
     expect(value(container, 'TROUPE_AGENT_HEALTH_PORT')).toBe('8081');
     const read = variablesReadBy('operator/src/main.ts');
     expect([...env(container).keys()].filter((name) => !read.has(name))).toEqual([]);
+    // Agent pods mount deliverables where the runtime does; by default each in an emptyDir of its own.
+    expect(value(container, 'TROUPE_AGENT_ARTIFACTS_CLAIM')).toBe('');
+    expect(value(container, 'TROUPE_AGENT_ARTIFACTS_DIR')).toBe(
+      value(containerOf(find<V1Deployment>(objects, 'Deployment', 'troupe-runtime')), 'TROUPE_ARTIFACTS_DIR'),
+    );
 
     const leaderRole = find<Rendered & { rules: { resources: string[] }[] }>(objects, 'Role', 'troupe-operator-leader-election');
     expect(leaderRole.metadata.namespace).toBe('troupe-system');
@@ -144,6 +151,16 @@ describe('the default install', () => {
     const secret = find<V1Secret>(objects, 'Secret', ref?.name ?? '');
     const signing = Buffer.from(secret.data?.[ref?.key ?? ''] ?? '', 'base64').toString();
     expect(signing).toMatch(/^[A-Za-z0-9]{64}$/);
+  });
+
+  it("signs the operator's runtime tokens with the secret the runtime and the gateway check them with", () => {
+    const refs = ['troupe-operator', 'troupe-runtime', 'troupe-gateway'].map(
+      (name) => env(containerOf(find<V1Deployment>(objects, 'Deployment', name))).get('TROUPE_TOKEN_SECRET')?.valueFrom?.secretKeyRef,
+    );
+    expect(refs[0]).toEqual({ name: 'troupe-gateway-auth', key: 'token-secret' });
+    expect(refs).toEqual([refs[0], refs[0], refs[0]]);
+    // No fixed token to expire: the operator signs its own.
+    expect(env(containerOf(find<V1Deployment>(objects, 'Deployment', 'troupe-operator'))).has('TROUPE_RUNTIME_TOKEN')).toBe(false);
   });
 
   it('sets on the runtime and the gateway only variables the runtime node reads', () => {
@@ -230,9 +247,11 @@ describe('values for an install on external services', () => {
       expect(value(container, 'TROUPE_ARTIFACTS_DIR'), deployment).toBe(mount?.mountPath);
       expect(pod?.imagePullSecrets).toEqual([{ name: 'registry-credentials' }]);
     }
-    const gateway = containerOf(find<V1Deployment>(objects, 'Deployment', 'troupe-gateway'));
-    expect(env(gateway).get('TROUPE_TOKEN_SECRET')?.valueFrom?.secretKeyRef).toEqual({ name: 'troupe-gateway-auth', key: 'secret' });
     const operator = containerOf(find<V1Deployment>(objects, 'Deployment', 'troupe-operator'));
+    for (const container of [containerOf(find<V1Deployment>(objects, 'Deployment', 'troupe-gateway')), operator])
+      expect(env(container).get('TROUPE_TOKEN_SECRET')?.valueFrom?.secretKeyRef).toEqual({ name: 'troupe-gateway-auth', key: 'secret' });
+    // Agent pods mount the tenants' claims of the shared storage.
+    expect(value(operator, 'TROUPE_AGENT_ARTIFACTS_CLAIM')).toBe('troupe-artifacts');
     expect(value(operator, 'TROUPE_WATCH_NAMESPACES')).toBe('acme,globex');
     expect(value(operator, 'TROUPE_RESYNC_MS')).toBe('300000');
     expect(value(operator, 'TROUPE_AGENT_IMAGE')).toBe('registry.example.com/troupe/runtime:2024.06.1');
@@ -331,5 +350,30 @@ describe('kubectl apply --dry-run=server of helm template', () => {
     expect(manifest).toContain('kind: HorizontalPodAutoscaler');
     expect(manifest).not.toMatch(/kind: (ServiceMonitor|PodMonitor)/);
     expect(notes).toContain('serviceMonitor.enabled is set, but this cluster serves no monitoring.coreos.com/v1 API');
+  });
+
+  it('tells in its notes how to mint a dashboard token with the secret from its Secret', async () => {
+    const install = await helm([
+      'install',
+      'troupe',
+      CHART_DIR,
+      '--namespace',
+      namespace,
+      '--dry-run=server',
+      '--kubeconfig',
+      infra().kube.kubeconfig,
+    ]);
+    expect(install.code, install.stderr).toBe(0);
+    const notes = install.stdout.split('NOTES:')[1] ?? '';
+    expect(notes).toContain('npx troupe token --tenant acme');
+    const exported = /^\s*(export TROUPE_TOKEN_SECRET=.+)$/m.exec(notes)?.[1];
+    expect(exported).toBeDefined();
+    // The command as the notes print it, run by a shell against the Secret an install would make.
+    const secret = 'a-token-secret-of-at-least-32-bytes-from-the-chart';
+    await kubectl(['create', 'secret', 'generic', 'troupe-gateway-auth', '-n', namespace, `--from-literal=token-secret=${secret}`]);
+    const { stdout } = await promisify(execFile)('sh', ['-c', `${exported} && printf %s "$TROUPE_TOKEN_SECRET"`], {
+      env: { ...process.env, KUBECONFIG: infra().kube.kubeconfig },
+    });
+    expect(stdout).toBe(secret);
   });
 });

@@ -10,7 +10,7 @@ export { GrpcRuntimeClient, GRPC_RUNTIME_CLIENT_DEFAULTS, type GrpcRuntimeClient
 export type { RuntimeClient, ProjectStream, ProjectStreamHandlers } from './clients/runtime.js';
 export type { RuntimePools, RuntimePoolChange } from './clients/pools.js';
 export { KafkaPoolTopics, KAFKA_POOL_TOPICS_DEFAULTS, type KafkaPoolTopicsOptions } from './clients/topics.kafka.js';
-export { poolTopic, type PoolTopics, type TopicChange } from './clients/topics.js';
+export type { PoolTopics, TopicChange } from './clients/topics.js';
 
 export {
   Projects,

@@ -4,17 +4,19 @@
  * Kafka admin for pool topics, serves /healthz, /readyz and /metrics, campaigns for the leader Lease and
  * reconciles while it holds it. SIGTERM or SIGINT stops it gracefully: reconciles in flight
  * finish, the Lease is released so another replica takes over at once. A lost Lease exits 1.
- * TROUPE_RUNTIME_TOKEN (from a Secret; never a flag, which `ps` would show) is the admin token
- * every RuntimeService call carries. OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables
- * of kube/tracing.ts) turns tracing on: a span per reconcile and per RuntimeService call.
+ * Every RuntimeService call carries an admin token: TROUPE_RUNTIME_TOKEN, or else one the operator
+ * signs itself with TROUPE_TOKEN_SECRET, the secret the runtime checks tokens with (both from a
+ * Secret; never a flag, which `ps` would show). OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_*
+ * variables of kube/tracing.ts) turns tracing on: a span per reconcile and per RuntimeService call.
  *
- *   TROUPE_RUNTIME_TOKEN=… tsx operator/src/main.ts --kubeconfig ~/.kube/config --runtime-address localhost:50051
+ *   TROUPE_TOKEN_SECRET=… tsx operator/src/main.ts --kubeconfig ~/.kube/config --runtime-address localhost:50051
  */
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { TokenError, Tokens } from '@troupe/proto';
 import { GrpcRuntimeClient } from './clients/runtime.grpc.js';
 import { KafkaPoolTopics } from './clients/topics.kafka.js';
 import { AGENT_DEPLOYMENT_DEFAULTS } from './controllers/agentpool.deployment.js';
@@ -43,6 +45,8 @@ const FLAGS = {
   'retry-period-ms': { env: 'TROUPE_RETRY_PERIOD_MS', default: '2000' },
   'agent-image': { env: 'TROUPE_AGENT_IMAGE', default: AGENT_DEPLOYMENT_DEFAULTS.image },
   'agent-health-port': { env: 'TROUPE_AGENT_HEALTH_PORT', default: String(AGENT_DEPLOYMENT_DEFAULTS.healthPort) },
+  'agent-artifacts-claim': { env: 'TROUPE_AGENT_ARTIFACTS_CLAIM', default: AGENT_DEPLOYMENT_DEFAULTS.artifactsClaim },
+  'agent-artifacts-dir': { env: 'TROUPE_AGENT_ARTIFACTS_DIR', default: AGENT_DEPLOYMENT_DEFAULTS.artifactsDir },
   'health-port': { env: 'TROUPE_HEALTH_PORT', default: '8081' },
   'status-interval-ms': { env: 'TROUPE_STATUS_INTERVAL_MS', default: String(OPERATOR_DEFAULTS.statusIntervalMs) },
   'metrics-interval-ms': { env: 'TROUPE_METRICS_INTERVAL_MS', default: String(OPERATOR_DEFAULTS.metricsIntervalMs) },
@@ -52,6 +56,11 @@ const FLAGS = {
 } as const;
 
 type Flag = keyof typeof FLAGS;
+
+/** Who the admin tokens the operator signs for itself name. */
+const OPERATOR_SUBJECT = 'system:troupe-operator';
+/** Their lifetime: short, as each is signed anew at half of it. */
+const OPERATOR_TOKEN_TTL_SECONDS = 3600;
 
 function readFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Record<Flag, string> {
   const { values } = parseArgs({
@@ -94,6 +103,30 @@ function kubeConfig(path: string): KubeConfig {
 }
 
 /**
+ * The bearer token of RuntimeService calls: TROUPE_RUNTIME_TOKEN as given, else short-lived admin
+ * tokens signed with TROUPE_TOKEN_SECRET and renewed before they expire. Both values are trimmed,
+ * as the runtime trims its secret.
+ */
+function runtimeToken(env: NodeJS.ProcessEnv): string | (() => string) {
+  const token = env.TROUPE_RUNTIME_TOKEN?.trim();
+  if (token) return token;
+  const secret = env.TROUPE_TOKEN_SECRET?.trim();
+  if (!secret) {
+    throw new OperatorError(
+      OperatorErrorCode.InvalidOptions,
+      "TROUPE_RUNTIME_TOKEN or TROUPE_TOKEN_SECRET is required, from a Secret: an admin token signed with the runtime's TROUPE_TOKEN_SECRET, or that secret itself (the operator then signs its own tokens)",
+    );
+  }
+  try {
+    return new Tokens({ secret, ttlSeconds: OPERATOR_TOKEN_TTL_SECONDS }).renewing({ sub: OPERATOR_SUBJECT, role: 'admin' });
+  } catch (error) {
+    if (error instanceof TokenError)
+      throw new OperatorError(OperatorErrorCode.InvalidOptions, `TROUPE_TOKEN_SECRET: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/**
  * /healthz: the process answers; /readyz: it is campaigning or leading (a standby is ready to take
  * over); /metrics: the Prometheus metrics.
  */
@@ -130,14 +163,7 @@ async function main(): Promise<number> {
   const tracing = traces === undefined ? undefined : await startTracing(traces);
   if (traces?.otlp !== undefined) log.info('tracing', { collector: new URL(traces.otlp.url).origin, protocol: traces.otlp.protocol });
   const brokers = list(flags['kafka-brokers']);
-  const token = process.env.TROUPE_RUNTIME_TOKEN?.trim();
-  if (!token) {
-    throw new OperatorError(
-      OperatorErrorCode.InvalidOptions,
-      "TROUPE_RUNTIME_TOKEN is required: an admin token signed with the runtime's TROUPE_TOKEN_SECRET, from a Secret",
-    );
-  }
-  const runtime = new GrpcRuntimeClient({ address: flags['runtime-address'], token });
+  const runtime = new GrpcRuntimeClient({ address: flags['runtime-address'], token: runtimeToken(process.env) });
   const topics = brokers.length === 0 ? undefined : new KafkaPoolTopics({ brokers, log });
   if (topics === undefined) log.info('no Kafka brokers given: pool topics are not managed');
   const metrics = new OperatorMetrics();
@@ -166,6 +192,8 @@ async function main(): Promise<number> {
       cassandraKeyspace: flags['cassandra-keyspace'],
       redisUrl: flags['redis-url'],
       healthPort: integer(flags, 'agent-health-port'),
+      artifactsClaim: flags['agent-artifacts-claim'],
+      artifactsDir: flags['agent-artifacts-dir'],
     },
     statusIntervalMs: integer(flags, 'status-interval-ms'),
     metricsIntervalMs: integer(flags, 'metrics-interval-ms'),

@@ -158,4 +158,18 @@ function validate(options: OperatorOptions): void {
     'must be a port number',
     deployment.healthPort,
   );
+  checkOption(
+    deployment.artifactsClaim === '' || /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(deployment.artifactsClaim),
+    component,
+    'deployment.artifactsClaim',
+    'must be empty or a PersistentVolumeClaim name',
+    deployment.artifactsClaim,
+  );
+  checkOption(
+    deployment.artifactsDir.startsWith('/'),
+    component,
+    'deployment.artifactsDir',
+    'must be an absolute path',
+    deployment.artifactsDir,
+  );
 }

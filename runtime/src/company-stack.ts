@@ -18,9 +18,11 @@ import type { PoolResource } from './domain/pools.js';
 import { Budgets } from './llm/budget.js';
 import { LlmClient, type LlmCaller, type RegisteredProvider } from './llm/client.js';
 import { CostLedger } from './llm/ledger.js';
+import type { ClientLedgers } from './llm/ledger.actor.js';
 import { withDefaults } from './llm/options.js';
 import type { LlmProvider } from './llm/providers/provider.js';
 import type { LlmRateLimiter, LlmResponseCache } from './llm/resilience.js';
+import { RuntimeError, RuntimeErrorCode } from './errors.js';
 import type { Store } from './store/store.js';
 import type { Transport } from './transport/transport.js';
 
@@ -37,7 +39,12 @@ export interface StackInstrumentation {
 
 export interface CompanyStackOptions {
   transport: Transport;
-  store: Store;
+  /**
+   * Where the actors keep their state. Without it the stack hosts no actors and is a pool
+   * replica: it runs `pools`, whose tasks come from their pool topics, and reaches the projects
+   * and the LLM journal on the runtime nodes through the transport; it takes no `grpc` or `delivery`.
+   */
+  store?: Store;
   artifacts: ArtifactStore;
   /** The model providers pools may name (see `createProvider`). */
   providers: readonly RegisteredProvider[];
@@ -73,7 +80,8 @@ export interface DeliveryConfig {
 
 export interface CompanyStack {
   company: Company;
-  ledger: CostLedger;
+  /** The durable cost ledger of the cluster (the company's), which invoices are made from. */
+  ledger: ClientLedgers;
   /** host:port of the gRPC API, when it was asked for. */
   grpcAddress?: string;
   /**
@@ -92,34 +100,41 @@ export interface CompanyStack {
  */
 export async function startCompanyStack(options: CompanyStackOptions): Promise<CompanyStack> {
   const { instrumentation } = options;
+  if (options.store === undefined && (options.grpc !== undefined || options.delivery !== undefined)) {
+    throw new RuntimeError(RuntimeErrorCode.InvalidOptions, 'a company stack without a store serves no gRPC and makes no deliveries');
+  }
   const budgets = new Budgets();
-  const ledger = new CostLedger();
+  // What this process bought; the cluster's ledger is fed from the LLM journal instead.
+  const bought = new CostLedger();
   const providers = options.providers.map((registered) =>
     instrumentation === undefined ? registered : { ...registered, provider: instrumentation.observeProvider(registered.provider) },
   );
   const client = new LlmClient({
     providers,
     budgets,
-    ledger,
+    ledger: bought,
     ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
     ...(options.responseCache === undefined ? {} : { responseCache: options.responseCache }),
   });
   const groupId = options.company.groupId ?? COMPANY_DEFAULTS.groupId;
-  const company = await Company.start(
-    withDefaults(
-      {
-        transport: options.transport,
-        store: options.store,
-        llm: instrumentation === undefined ? client : instrumentation.observeLlm(client),
-        budgets,
-        artifacts: options.artifacts,
-        ledger,
-        ...(options.delivery === undefined ? {} : { delivery: deliveryServices(options.delivery) }),
-        ...(instrumentation === undefined ? {} : { observer: instrumentation.observeActors(options.transport, groupId) }),
-      },
-      options.company,
-    ),
-  );
+  const llm = instrumentation === undefined ? client : instrumentation.observeLlm(client);
+  const company =
+    options.store === undefined
+      ? await Company.connect(withDefaults({ transport: options.transport, llm, budgets, artifacts: options.artifacts }, options.company))
+      : await Company.start(
+          withDefaults(
+            {
+              transport: options.transport,
+              store: options.store,
+              llm,
+              budgets,
+              artifacts: options.artifacts,
+              ...(options.delivery === undefined ? {} : { delivery: deliveryServices(options.delivery) }),
+              ...(instrumentation === undefined ? {} : { observer: instrumentation.observeActors(options.transport, groupId) }),
+            },
+            options.company,
+          ),
+        );
   instrumentation?.observeBudgets(budgets);
   const closeProviders = () => {
     for (const { provider } of providers) provider.close?.();
@@ -135,7 +150,7 @@ export async function startCompanyStack(options: CompanyStackOptions): Promise<C
   }
   return {
     company,
-    ledger,
+    ledger: company.ledger,
     ...(grpc === undefined ? {} : { grpcAddress: grpc.address }),
     async stop() {
       await grpc?.close();

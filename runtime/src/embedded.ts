@@ -6,12 +6,12 @@
  */
 import { join } from 'node:path';
 import { startCompanyStack, type DeliveryConfig } from './company-stack.js';
-import { FileArtifactStore } from './domain/artifacts.js';
+import { BlobArtifactStore, FileBlobStore } from './domain/artifacts.js';
 import type { Company } from './domain/company.js';
 import type { PoolResource } from './domain/pools.js';
 import type { Tokens } from './gateway/tokens.js';
 import type { RegisteredProvider } from './llm/client.js';
-import type { CostLedger } from './llm/ledger.js';
+import type { ClientLedgers } from './llm/ledger.actor.js';
 import { openStore } from './store/open.js';
 import { openTransport } from './transport/open.js';
 
@@ -33,7 +33,8 @@ export interface EmbeddedRuntimeOptions {
 
 export interface EmbeddedRuntime {
   company: Company;
-  ledger: CostLedger;
+  /** The durable cost ledger, kept in the data directory with the rest. */
+  ledger: ClientLedgers;
   /** host:port of the gRPC API, when it was asked for. */
   grpcAddress?: string;
   stop(): Promise<void>;
@@ -52,7 +53,7 @@ export async function startEmbeddedRuntime(options: EmbeddedRuntimeOptions): Pro
   const stack = await startCompanyStack({
     transport,
     store,
-    artifacts: new FileArtifactStore(join(options.dataDir, 'artifacts')),
+    artifacts: new BlobArtifactStore({ blobs: new FileBlobStore(join(options.dataDir, 'artifacts')), catalog: store }),
     providers: options.providers,
     pools: options.pools,
     delivery: {

@@ -55,7 +55,18 @@ export type {
   SubscribeOptions,
   Subscription,
 } from './transport/transport.js';
-export type { Store, ActorRef, TurnWrite, ActorRecord, Timer, Fence, Snapshot, StoredEvent, OutboxMessage } from './store/store.js';
+export type {
+  Store,
+  ActorRef,
+  TurnWrite,
+  ActorRecord,
+  Timer,
+  Fence,
+  Snapshot,
+  StoredEvent,
+  OutboxMessage,
+  ArtifactRecord,
+} from './store/store.js';
 export {
   LlmClient,
   LLM_CLIENT_DEFAULTS,
@@ -98,6 +109,7 @@ export {
   type Reservation,
 } from './llm/budget.js';
 export { CostLedger, type CallAccount, type LedgerEntry, type LedgerTotals, type LedgerRow, type LedgerFilter } from './llm/ledger.js';
+export { ClientLedgers, costLedgerActor, COST_LEDGER_ACTOR } from './llm/ledger.actor.js';
 export { PriceTable, type ModelPrice, type CallCost } from './llm/pricing.js';
 export {
   LlmRateLimiter,
@@ -138,6 +150,7 @@ export {
   type SimulatedServerOptions,
   type SimulatedFault,
   type SimulatedServerStats,
+  type AnsweredCall,
   type WireFormat,
 } from './llm/simulated-server.js';
 export {
@@ -164,4 +177,5 @@ export {
   type SnapshotSource,
   type ResumePoint,
 } from './gateway/topic-hub.js';
-export { Tokens, TOKENS_DEFAULTS, type TokensOptions, type TokenClaims, type NewClaims, type PlatformRole } from './gateway/tokens.js';
+// The token format and its types are @troupe/proto's; this Tokens reports failures as RuntimeErrors.
+export { Tokens } from './gateway/tokens.js';

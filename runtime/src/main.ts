@@ -124,7 +124,7 @@ function embeddedPools(company: Company, choice: ProviderChoice, running: readon
     scale: (commandId, command) => company.scalePool(commandId, command),
     async remove(namespace, name) {
       specs.delete(`${namespace}/${name}`);
-      await company.pools.remove(namespace, name);
+      await company.removePool(namespace, name);
     },
   };
 }

@@ -83,7 +83,8 @@ try {
 
   const summaries = await runtime.company.listProjects(plan.namespace);
   const callsByRole: Record<string, number> = {};
-  for (const row of runtime.ledger.rows()) callsByRole[row.role] = (callsByRole[row.role] ?? 0) + row.calls;
+  // submitCommand bills the namespace's client, named as the namespace.
+  for (const row of await runtime.ledger.rows({ client: plan.namespace })) callsByRole[row.role] = (callsByRole[row.role] ?? 0) + row.calls;
   const run: ProjectsRun = {
     toDeliveryMs: names.map((name) => (deliveredAt.get(name) ?? started) - started),
     tasks: summaries.reduce((sum, summary) => sum + (summary.status?.progress?.tasksDone ?? 0), 0),

@@ -1,6 +1,6 @@
 /**
  * Projects end to end: N projects submitted at once to the embedded runtime on one machine —
- * the embedded log, SQLite, the Project and task-runner actors, the journaled LLM pools of the
+ * the embedded log, SQLite, the Project actors, the journaled LLM pools (fed by their pool topics) of the
  * sample company (one pool per role, in piscina workers) — each run through the built-in
  * software-delivery workflow to Delivered against the simulated provider's HTTP server, which
  * answers every call after exactly L. The runtime runs in a child process

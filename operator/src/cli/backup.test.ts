@@ -139,9 +139,9 @@ describe('troupe export and import', () => {
         artifact.name,
       ).toBe(artifact.sha256);
     }
-    const totals = source.ledger.totals({ project: 'acme/storefront' });
+    const totals = await source.ledger.totals({ client: 'acme', project: 'acme/storefront' });
     expect(totals.calls).toBeGreaterThan(0);
-    expect(target.ledger.totals({ project: 'acme/storefront' })).toEqual(totals);
+    expect(await target.ledger.totals({ client: 'acme', project: 'acme/storefront' })).toEqual(totals);
 
     // Exported again from where it landed, it holds the same journals: the same events after the same snapshot.
     const again = join(dir, 'again.troupe');

@@ -5,6 +5,7 @@
  *
  *   npx troupe get projects
  *   npx troupe apply -f crds/samples/ --wait
+ *   TROUPE_TOKEN_SECRET=… npx troupe token --tenant acme
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ import { get, outputFormat } from './get.command.js';
 import { logs } from './logs.command.js';
 import { exportProject } from './export.command.js';
 import { importProject } from './import.command.js';
+import { token } from './token.command.js';
 
 const HELP = `troupe: drive the Troupe company (the embedded one \`npm start\` runs, or a cluster)
 
@@ -50,6 +52,12 @@ Commands:
         Restore the project of an archive into the runtime, in its namespace or in NS. Refused if
         the project exists, or the archive is corrupt or of an unknown version; then nothing is
         stored. Apply the Project resource afterwards to have the operator follow it.
+  token (--tenant NS | --role admin|sre) [--sub NAME] [--ttl 12h]
+        Print a bearer token for the dashboard, the gateway's API and the runtime's gRPC API,
+        signed with $TROUPE_TOKEN_SECRET (the secret the runtime and the gateways check tokens
+        with). --tenant: a client who sees namespace NS only; admin sees and does everything;
+        sre sees every namespace and may scale pools. --sub names the bearer (default
+        client@NS, or the role); approvals record it.
 
 Flags:
   -n, --namespace NS         namespace (default: the kubeconfig context's, else "default")
@@ -92,6 +100,7 @@ const COMMANDS = {
   export: { filename: { type: 'string', short: 'f' } },
   import: { filename: { type: 'string', short: 'f' } },
   delete: { wait: { type: 'string' }, timeout: { type: 'string' } },
+  token: { tenant: { type: 'string' }, role: { type: 'string' }, sub: { type: 'string' }, ttl: { type: 'string' } },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof COMMANDS;
@@ -206,6 +215,18 @@ async function run(argv: readonly string[], env: NodeJS.ProcessEnv, signal: Abor
       const file = resolve(flag('filename') as string);
       // Without -n the project goes back to its own namespace, not to the kubeconfig's.
       return importProject(context(), { file, namespace: flag('namespace'), json, progress: process.stderr });
+    }
+    case 'token': {
+      positionals(args, 0, 'token (--tenant NS | --role admin|sre) [--sub NAME] [--ttl 12h]');
+      return token({
+        secret: env.TROUPE_TOKEN_SECRET,
+        tenant: flag('tenant'),
+        role: flag('role'),
+        sub: flag('sub'),
+        ttlMs: flag('ttl') === undefined ? undefined : parseDuration(flag('ttl') as string, '--ttl'),
+        json,
+        out: process.stdout,
+      });
     }
     case 'delete': {
       const [kind, name] = positionals(args, 2, 'delete KIND NAME');

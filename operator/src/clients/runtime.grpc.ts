@@ -30,8 +30,9 @@ export interface GrpcRuntimeClientOptions {
   /** Longest wait between reconnection attempts to an unreachable runtime (default 10 s). */
   maxReconnectBackoffMs: number;
   /**
-   * The bearer token every call carries (the runtime refuses calls without one), or a function
-   * asked before each call — so that a process able to sign tokens never sends an expired one.
+   * The bearer token every call carries (the runtime refuses calls without one), or a token
+   * source asked before each call — so that a process able to sign tokens never sends an expired
+   * one (e.g. `Tokens.renewing` of @troupe/proto).
    */
   token?: string | (() => string);
 }
@@ -43,7 +44,8 @@ export const GRPC_RUNTIME_CLIENT_DEFAULTS = {
 
 /**
  * @example
- * const runtime = new GrpcRuntimeClient({ address: 'troupe-runtime:50051', token: process.env.TROUPE_RUNTIME_TOKEN });
+ * const token = new Tokens({ secret, ttlSeconds: 3600 }).renewing({ sub: 'system:troupe-operator', role: 'admin' });
+ * const runtime = new GrpcRuntimeClient({ address: 'troupe-runtime:50051', token });
  * await runtime.submitProject(`submit/${uid}/${generation}`, command);
  */
 export class GrpcRuntimeClient implements RuntimeClient {

@@ -12,8 +12,3 @@ export interface PoolTopics {
   ensure(topic: string, partitions: number): Promise<TopicChange>;
   close(): Promise<void>;
 }
-
-/** The topic that carries a pool's work (architecture: `troupe.pool.<namespace>.<pool>`). */
-export function poolTopic(namespace: string, pool: string): string {
-  return `troupe.pool.${namespace}.${pool}`;
-}

@@ -1,16 +1,18 @@
 /**
  * AgentPool against the real API server and the real Kafka: each sample pool becomes a
- * Deployment and a pool topic; `kubectl scale` moves the Deployment and grows the topic; the
+ * Deployment of the runtime's pool component, configured with its ModelProvider, and a pool
+ * topic; `kubectl scale` moves the Deployment and grows the topic; a pool whose provider is
+ * missing waits, Degraded, without a Deployment; a changed provider rolls the pods; the
  * pool's status follows its Deployment's. There is no kubelet, so no pod ever runs: to see
  * readiness propagate, the test writes the Deployment's status itself through the status
  * subresource, as the Deployment controller would.
  */
 import { infra } from '@troupe/harness';
+import { poolTopic } from '@troupe/proto';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
 import { KafkaPoolTopics } from '../clients/topics.kafka.js';
-import { poolTopic } from '../clients/topics.js';
 import { Deployments } from '../kube/resources.js';
 import type { Deployment } from '../kube/types.js';
 import {
@@ -79,10 +81,20 @@ describe('AgentPool controller', () => {
     expect(container?.resources).toEqual({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '1Gi' } });
     expect(container?.env).toEqual(
       expect.arrayContaining([
+        { name: 'TROUPE_COMPONENTS', value: 'pool' },
         { name: 'TROUPE_MODEL_NAME', value: 'sim-small' },
         { name: 'TROUPE_CONCURRENCY', value: '8' },
         { name: 'TROUPE_RATE_LIMIT_RPM', value: '600' },
-        { name: 'TROUPE_POOL_TOPIC', value: poolTopic(namespace, 'developers') },
+        // From the sample ModelProvider the pool names.
+        { name: 'TROUPE_PROVIDER_TYPE', value: 'simulated' },
+        {
+          name: 'TROUPE_PROVIDER_PRICING',
+          value: JSON.stringify([
+            { model: 'sim-large', inputPerMTokUSD: 3, outputPerMTokUSD: 15 },
+            { model: 'sim-small', inputPerMTokUSD: 0.25, outputPerMTokUSD: 1.25 },
+          ]),
+        },
+        { name: 'TROUPE_ARTIFACTS_DIR', value: '/var/lib/troupe/artifacts' },
       ]),
     );
     await expect.poll(() => partitions(poolTopic(namespace, 'developers')), { timeout: 30_000 }).toBe(4);
@@ -172,5 +184,110 @@ spec:
     expect(await eventsOf(namespace, 'AgentPool', 'reviewers')).toContain(
       'DeploymentNotOwned: Deployment reviewers exists and is not controlled by this AgentPool',
     );
+  });
+  it('keeps a pool whose ModelProvider is missing Degraded, naming it, with no Deployment until the provider exists', async () => {
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
+kind: AgentPool
+metadata:
+  name: translators
+spec:
+  role: writer
+  replicas: 1
+  model: { provider: openai, name: gpt-4.1-mini }
+`,
+    );
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=Degraded', 'agentpool/translators', '--timeout=30s']);
+    const degraded = JSON.parse(
+      await kubectlOk(['get', 'agentpool', 'translators', '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Degraded")]}']),
+    ) as { reason: string; message: string };
+    expect(degraded).toMatchObject({
+      reason: 'ProviderNotReady',
+      message: `ModelProvider openai not found in namespace ${namespace}: the pool's Deployment is not made or changed until it exists`,
+    });
+    expect((await kubectl(['get', 'deployment', 'translators', '-n', namespace])).code).not.toBe(0);
+
+    // The key stays in its Secret: the Deployment names the Secret, and the operator never reads the value.
+    await kubectlOk([
+      'create',
+      'secret',
+      'generic',
+      'openai',
+      '-n',
+      namespace,
+      '--from-literal=api-key=sk-translators-test-key-0123456789',
+    ]);
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
+kind: ModelProvider
+metadata:
+  name: openai
+spec:
+  type: openai
+  baseURL: https://llm-proxy.example.com/v1
+  apiKeySecretRef: { name: openai, key: api-key }
+  pricing:
+    - { model: gpt-4.1-mini, inputPerMTokUSD: 0.4, outputPerMTokUSD: 1.6 }
+`,
+    );
+    await expect
+      .poll(() => kubectl(['get', 'deployment', 'translators', '-n', namespace]).then((result) => result.code), { timeout: 30_000 })
+      .toBe(0);
+    const created = await deployment('translators');
+    const env = created.spec.template.spec?.containers[0]?.env ?? [];
+    expect(env).toEqual(
+      expect.arrayContaining([
+        { name: 'TROUPE_PROVIDER_TYPE', value: 'openai' },
+        { name: 'TROUPE_PROVIDER_BASE_URL', value: 'https://llm-proxy.example.com/v1' },
+        { name: 'TROUPE_PROVIDER_API_KEY', valueFrom: { secretKeyRef: { name: 'openai', key: 'api-key' } } },
+        { name: 'TROUPE_PROVIDER_PRICING', value: '[{"model":"gpt-4.1-mini","inputPerMTokUSD":0.4,"outputPerMTokUSD":1.6}]' },
+      ]),
+    );
+    expect(JSON.stringify(created)).not.toContain('sk-translators-test-key');
+    await expect
+      .poll(() =>
+        kubectlOk([
+          'get',
+          'agentpool',
+          'translators',
+          '-n',
+          namespace,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Degraded")].status}',
+        ]),
+      )
+      .toBe('False');
+  });
+
+  it("rolls the pool's pods when its ModelProvider changes", async () => {
+    const before = await deployment('translators');
+    await kubectlOk([
+      'patch',
+      'modelprovider',
+      'openai',
+      '-n',
+      namespace,
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        spec: { baseURL: 'https://api.openai.com/v1', pricing: [{ model: 'gpt-4.1-mini', inputPerMTokUSD: 0.5, outputPerMTokUSD: 2 }] },
+      }),
+    ]);
+    await expect
+      .poll(async () => (await deployment('translators')).spec.template.spec?.containers[0]?.env, { timeout: 30_000 })
+      .toEqual(
+        expect.arrayContaining([
+          { name: 'TROUPE_PROVIDER_BASE_URL', value: 'https://api.openai.com/v1' },
+          { name: 'TROUPE_PROVIDER_PRICING', value: '[{"model":"gpt-4.1-mini","inputPerMTokUSD":0.5,"outputPerMTokUSD":2}]' },
+        ]),
+      );
+    const after = await deployment('translators');
+    expect(after.metadata.generation).toBeGreaterThan(before.metadata.generation ?? 0);
+    expect(after.spec.replicas).toBe(before.spec.replicas);
+    await expect
+      .poll(() => eventsOf(namespace, 'AgentPool', 'translators'), { timeout: 15_000 })
+      .toContain('DeploymentUpdated: updated the pod template of Deployment translators: its pods roll');
   });
 });

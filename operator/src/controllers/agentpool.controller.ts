@@ -1,16 +1,18 @@
 /**
  * AgentPool controller: runs each pool as a Deployment of agent pods (from the pure builder
- * `desiredDeployment`, applied server-side, owned by the pool), keeps the pool's Kafka topic
- * with enough partitions for its replicas, and reports status from the Deployment (replicas,
+ * `desiredDeployment`, applied server-side, owned by the pool) configured with the ModelProvider
+ * the pool names: a change of the provider rolls the pods, and while the provider does not exist
+ * the Deployment is neither made nor changed and the pool is Degraded. It keeps the pool's Kafka
+ * topic with enough partitions for its replicas, and reports status from the Deployment (replicas,
  * readiness, the selector HPAs scale by) and from the runtime (busy, queue depth, tokens, cost).
  * In embedded mode (no kubelet) it runs each pool inside the runtime instead (`runtimePools`),
  * and replicas and readiness come from the runtime's ListPools.
  */
-import type { PoolStatus } from '@troupe/proto';
+import { poolTopic, type PoolStatus } from '@troupe/proto';
 import { AgentPools, type AgentPool, type AgentPoolStatus } from '../api/v1alpha1/agentpool.types.js';
 import { ModelProviders, type ModelProvider } from '../api/v1alpha1/modelprovider.types.js';
 import type { RuntimePools } from '../clients/pools.js';
-import { poolTopic, type PoolTopics } from '../clients/topics.js';
+import type { PoolTopics } from '../clients/topics.js';
 import { OperatorError, OperatorErrorCode, TerminalError, toError } from '../errors.js';
 import type { Controller, Reconciler, ReconcileResult } from '../kube/controller.js';
 import type { KindRecorder } from '../kube/events.js';
@@ -210,23 +212,14 @@ export class AgentPoolReconciler implements Reconciler {
       await updateStatus(client, AgentPools, pool, { ...pool.status, observedGeneration: pool.metadata.generation, conditions });
       throw new TerminalError(PoolReason.DeploymentNotOwned, message);
     }
-    const desired = desiredDeployment(pool, this.options.deployment);
-    const applied = await client.apply(Deployments, desired);
-    if (existing === undefined) {
-      this.events.normal(
-        pool,
-        PoolReason.DeploymentCreated,
-        `created Deployment ${desired.metadata.name} with ${desired.spec.replicas} replicas`,
-      );
-    } else if (existing.spec.replicas !== applied.spec.replicas) {
-      this.events.normal(
-        pool,
-        PoolReason.DeploymentUpdated,
-        `scaled Deployment ${desired.metadata.name} from ${existing.spec.replicas} to ${applied.spec.replicas} replicas`,
-      );
-    }
-
-    const problems: PoolProblems = { provider: this.providerProblem(pool) };
+    const provider = this.providers.get(namespace, pool.spec.model.provider);
+    const applied = provider === undefined ? existing : await this.applyDeployment(pool, provider, existing);
+    const problems: PoolProblems = {
+      provider:
+        provider === undefined
+          ? `ModelProvider ${pool.spec.model.provider} not found in namespace ${namespace}: the pool's Deployment is not made or changed until it exists`
+          : providerNotReady(provider),
+    };
     let topicError: OperatorError | undefined;
     if (this.options.topics !== undefined) {
       const topic = poolTopic(namespace, name);
@@ -254,6 +247,26 @@ export class AgentPoolReconciler implements Reconciler {
     // Written down first, so that `kubectl describe` shows why; the retry comes with backoff.
     if (topicError !== undefined) throw topicError;
     return {};
+  }
+
+  /** Applies the pool's Deployment and tells what changed in Events. */
+  private async applyDeployment(pool: AgentPool, provider: ModelProvider, existing: Deployment | undefined): Promise<Deployment> {
+    const desired = desiredDeployment(pool, provider, this.options.deployment);
+    const applied = await this.manager.client.apply(Deployments, desired);
+    const name = desired.metadata.name;
+    if (existing === undefined) {
+      this.events.normal(pool, PoolReason.DeploymentCreated, `created Deployment ${name} with ${desired.spec.replicas} replicas`);
+    } else if (existing.spec.replicas !== applied.spec.replicas) {
+      this.events.normal(
+        pool,
+        PoolReason.DeploymentUpdated,
+        `scaled Deployment ${name} from ${existing.spec.replicas} to ${applied.spec.replicas} replicas`,
+      );
+    } else if (existing.metadata.generation !== applied.metadata.generation) {
+      // The same replicas and a new generation: the pod template changed (the pool's spec or its provider's).
+      this.events.normal(pool, PoolReason.DeploymentUpdated, `updated the pod template of Deployment ${name}: its pods roll`);
+    }
+    return applied;
   }
 
   /** Embedded mode: the pool runs in the runtime's process, and its replicas and readiness are the runtime's. */
@@ -307,11 +320,7 @@ export class AgentPoolReconciler implements Reconciler {
 
   private providerProblem(pool: AgentPool): string | undefined {
     const provider = this.providers.get(pool.metadata.namespace ?? '', pool.spec.model.provider);
-    if (provider === undefined) return `ModelProvider ${pool.spec.model.provider} not found`;
-    const ready = findCondition(provider.status?.conditions, ConditionType.Ready);
-    return ready?.status === 'True'
-      ? undefined
-      : `ModelProvider ${pool.spec.model.provider} is not Ready${ready ? `: ${ready.message}` : ''}`;
+    return provider === undefined ? `ModelProvider ${pool.spec.model.provider} not found` : providerNotReady(provider);
   }
 
   /**
@@ -328,6 +337,12 @@ export class AgentPoolReconciler implements Reconciler {
         .map(keyOf),
     );
   }
+}
+
+/** Why the provider cannot be called yet, or undefined when it is Ready. */
+function providerNotReady(provider: ModelProvider): string | undefined {
+  const ready = findCondition(provider.status?.conditions, ConditionType.Ready);
+  return ready?.status === 'True' ? undefined : `ModelProvider ${provider.metadata.name} is not Ready${ready ? `: ${ready.message}` : ''}`;
 }
 
 function controlledBy(deployment: Deployment, pool: AgentPool): boolean {

@@ -1,12 +1,13 @@
 /**
- * The desired Deployment of an AgentPool, as a pure function of the pool and the operator's
- * settings: what the AgentPool controller applies and what its unit tests check without a
- * cluster. The runtime's agent pods read their pool from the TROUPE_* environment set here.
+ * The desired Deployment of an AgentPool, as a pure function of the pool, its ModelProvider and
+ * the operator's settings: what the AgentPool controller applies and what its unit tests check
+ * without a cluster. The agent pods run the runtime image's `pool` component, which reads its
+ * pool and provider from the TROUPE_* environment set here (runtime/src/node/README.md).
  */
 import { createHash } from 'node:crypto';
 import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
 import { AgentPools, type AgentPool } from '../api/v1alpha1/agentpool.types.js';
-import { poolTopic } from '../clients/topics.js';
+import type { ModelProvider } from '../api/v1alpha1/modelprovider.types.js';
 import { apiVersionOf } from '../kube/client.js';
 import type { Deployment, OwnerReference } from '../kube/types.js';
 
@@ -26,6 +27,14 @@ export interface AgentDeploymentSettings {
   redisUrl: string;
   /** Port of the pods' /healthz, /readyz and /metrics. */
   healthPort: number;
+  /**
+   * The PersistentVolumeClaim the pods keep deliverables in, the runtime's artifacts storage: a
+   * claim of this name in each pool's own namespace (claims are namespaced), bound to the same
+   * ReadWriteMany volume the runtime mounts. Empty: each pod has an emptyDir of its own.
+   */
+  artifactsClaim: string;
+  /** Where the artifacts volume is mounted: the pods' TROUPE_ARTIFACTS_DIR. */
+  artifactsDir: string;
 }
 
 export const AGENT_DEPLOYMENT_DEFAULTS = {
@@ -37,6 +46,8 @@ export const AGENT_DEPLOYMENT_DEFAULTS = {
   cassandraKeyspace: 'troupe',
   redisUrl: '',
   healthPort: 8080,
+  artifactsClaim: '',
+  artifactsDir: '/var/lib/troupe/artifacts',
 } as const satisfies AgentDeploymentSettings;
 
 /** Labels every agent pod carries; the selector uses only the stable two. */
@@ -75,11 +86,14 @@ function ownerReference(pool: AgentPool): OwnerReference {
 }
 
 /**
+ * The Deployment of `pool`, calling `provider` (the ModelProvider its spec.model.provider names).
+ * A change of either changes the pod template, so the pods roll.
+ *
  * @example
- * const deployment = desiredDeployment(pool, { ...AGENT_DEPLOYMENT_DEFAULTS, kafkaBrokers: ['kafka:9092'] });
+ * const deployment = desiredDeployment(pool, provider, { ...AGENT_DEPLOYMENT_DEFAULTS, kafkaBrokers: ['kafka:9092'] });
  * await client.apply(Deployments, deployment);
  */
-export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSettings): Deployment {
+export function desiredDeployment(pool: AgentPool, provider: ModelProvider, settings: AgentDeploymentSettings): Deployment {
   const { spec } = pool;
   const namespace = pool.metadata.namespace ?? '';
   const labels = {
@@ -91,10 +105,10 @@ export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSett
     'troupe.dev/role': spec.role,
   };
   const env: V1EnvVar[] = [
+    { name: 'TROUPE_COMPONENTS', value: 'pool' },
     { name: 'TROUPE_POOL_NAMESPACE', value: namespace },
     { name: 'TROUPE_POOL_NAME', value: pool.metadata.name },
     { name: 'TROUPE_POOL_ROLE', value: spec.role },
-    { name: 'TROUPE_POOL_TOPIC', value: poolTopic(namespace, pool.metadata.name) },
     { name: 'TROUPE_MODEL_PROVIDER', value: spec.model.provider },
     { name: 'TROUPE_MODEL_NAME', value: spec.model.name },
     ...optional('TROUPE_MODEL_TEMPERATURE', spec.model.temperature),
@@ -104,6 +118,8 @@ export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSett
     ...optional('TROUPE_RATE_LIMIT_RPM', spec.rateLimit?.requestsPerMinute),
     ...optional('TROUPE_RATE_LIMIT_TPM', spec.rateLimit?.tokensPerMinute),
     ...systemPrompt(pool),
+    ...providerEnv(provider),
+    { name: 'TROUPE_ARTIFACTS_DIR', value: settings.artifactsDir },
     ...(settings.kafkaBrokers.length > 0 ? [{ name: 'TROUPE_KAFKA_BROKERS', value: settings.kafkaBrokers.join(',') }] : []),
     ...(settings.cassandraContactPoints.length > 0
       ? [
@@ -125,6 +141,10 @@ export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSett
     readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
     securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+    volumeMounts: [
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'artifacts', mountPath: settings.artifactsDir },
+    ],
     ...(spec.resources === undefined ? {} : { resources: spec.resources }),
   };
   return {
@@ -138,6 +158,13 @@ export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSett
         metadata: { labels },
         spec: {
           containers: [container],
+          volumes: [
+            // The root filesystem is read-only; Node and its libraries write only under /tmp.
+            { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
+            settings.artifactsClaim === ''
+              ? { name: 'artifacts', emptyDir: {} }
+              : { name: 'artifacts', persistentVolumeClaim: { claimName: settings.artifactsClaim } },
+          ],
           securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
           // An agent finishing its LLM calls on SIGTERM needs longer than the default 30 s.
           terminationGracePeriodSeconds: 120,
@@ -149,6 +176,35 @@ export function desiredDeployment(pool: AgentPool, settings: AgentDeploymentSett
 
 function optional(name: string, value: number | undefined): V1EnvVar[] {
   return value === undefined ? [] : [{ name, value: String(value) }];
+}
+
+/** The provider's type, endpoint, key, prices and simulation; the key as a reference to its Secret, never the value. */
+function providerEnv(provider: ModelProvider): V1EnvVar[] {
+  const { type, baseURL, apiKeySecretRef: key, pricing, simulated } = provider.spec;
+  return [
+    { name: 'TROUPE_PROVIDER_TYPE', value: type },
+    ...(baseURL === undefined ? [] : [{ name: 'TROUPE_PROVIDER_BASE_URL', value: baseURL }]),
+    ...(key === undefined ? [] : [{ name: 'TROUPE_PROVIDER_API_KEY', valueFrom: { secretKeyRef: { name: key.name, key: key.key } } }]),
+    // Fields in a fixed order: the same prices must make the same template, or the pods would roll for nothing.
+    ...(pricing === undefined || pricing.length === 0
+      ? []
+      : [
+          {
+            name: 'TROUPE_PROVIDER_PRICING',
+            value: JSON.stringify(
+              pricing.map(({ model, inputPerMTokUSD, outputPerMTokUSD }) => ({ model, inputPerMTokUSD, outputPerMTokUSD })),
+            ),
+          },
+        ]),
+    ...(simulated === undefined
+      ? []
+      : [
+          {
+            name: 'TROUPE_PROVIDER_SIMULATED',
+            value: JSON.stringify({ latencyMs: simulated.latencyMs, tokensPerSecond: simulated.tokensPerSecond, seed: simulated.seed }),
+          },
+        ]),
+  ];
 }
 
 function systemPrompt(pool: AgentPool): V1EnvVar[] {

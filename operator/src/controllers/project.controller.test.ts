@@ -2,7 +2,8 @@
  * Project against the real API server and the real runtime (the embedded runtime with its gRPC
  * RuntimeService, on the simulated LLM provider over HTTP): the sample project is submitted,
  * waits at its approval gate until `kubectl annotate` approves it, and is delivered, its status
- * written coalesced; a spec change is resubmitted; deleting a project cancels it in the runtime.
+ * written coalesced; a spec change is resubmitted; a gate left waiting past spec.approvalTimeout
+ * fails its project; deleting a project cancels it in the runtime.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -212,6 +213,17 @@ describe('Project controller, with the embedded runtime', () => {
 
     await kubectlOk(['annotate', 'project', 'patch', '-n', namespace, 'troupe.dev/approve=review']);
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Delivered', 'project/patch', '--timeout=90s']);
+  });
+
+  it('fails a project whose gate waits past spec.approvalTimeout, saying which phase and how long', async () => {
+    await kubectlOk(['apply', '-n', namespace, '-f', '-'], projectYaml('late', 'requirements', '  approvalTimeout: 3s'));
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=AwaitingApproval', 'project/late', '--timeout=60s']);
+    await kubectlOk(['wait', '-n', namespace, '--for=condition=Failed', 'project/late', '--timeout=60s']);
+    expect(await condition('late', 'Failed')).toBe(
+      'True ApprovalTimedOut: requirements was not approved within the approval timeout of 3s',
+    );
+    expect(await condition('late', 'AwaitingApproval')).toMatch(/^False NoApprovalPending/);
+    expect(await field('project', 'late', '.status.phase')).toBe('Failed');
   });
 
   it('cancels a project in the runtime when it is deleted, then lets it go', async () => {

@@ -6,7 +6,7 @@ import { BudgetAction, Deliverable, ProjectPhase, type ProjectStatus as RuntimeS
 import { describe, expect, it } from 'vitest';
 import type { Project } from '../api/v1alpha1/project.types.js';
 import type { Workflow } from '../api/v1alpha1/workflow.types.js';
-import { commandIds, submitCommand, syncedStatus } from './project.mapping.js';
+import { commandIds, phaseChangeOf, submitCommand, syncedStatus } from './project.mapping.js';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
 
@@ -38,6 +38,7 @@ describe('submitCommand', () => {
       budget: { maxCostUSD: 12.5, maxTokens: 2_000_000, onExceeded: 'Fail' },
       pools: { developer: 'senior-devs' },
       approvals: ['review'],
+      approvalTimeout: '1h30m',
       priority: 80,
       deadline: '2026-12-24T18:00:00Z',
       suspend: true,
@@ -57,6 +58,7 @@ describe('submitCommand', () => {
         budget: { maxCostUsd: 12.5, maxTokens: 2_000_000, onExceeded: BudgetAction.FAIL },
         pools: { developer: 'senior-devs' },
         approvals: ['review'],
+        approvalTimeout: '1h30m',
         priority: 80,
         deadline: Date.parse('2026-12-24T18:00:00Z'),
         suspend: true,
@@ -93,8 +95,9 @@ describe('submitCommand', () => {
     ]);
   });
 
-  it('pauses at the budget unless told to fail', () => {
+  it('pauses at the budget unless told to fail, and lets a gate wait without limit unless given a timeout', () => {
     expect(submitCommand(project()).spec?.budget?.onExceeded).toBe(BudgetAction.PAUSE);
+    expect(submitCommand(project()).spec?.approvalTimeout).toBe('');
   });
 });
 
@@ -193,6 +196,28 @@ describe('syncedStatus', () => {
       reason: 'WorkflowNotFound',
       message: 'no such workflow',
     });
+    const timedOut = syncedStatus(
+      project({ approvals: ['review'], approvalTimeout: '24h' }),
+      runtime({ phase: ProjectPhase.FAILED, currentPhase: 'review' }),
+      phaseChangeOf({
+        id: 'acme/storefront#9',
+        sequence: 9,
+        occurredAt: NOW.getTime(),
+        namespace: 'acme',
+        project: 'storefront',
+        event: {
+          $case: 'projectFailed',
+          value: { reason: 'ApprovalTimedOut', message: 'review was not approved within the approval timeout of 24h' },
+        },
+      }),
+      NOW,
+    );
+    expect(timedOut.conditions?.find((condition) => condition.type === 'Failed')).toMatchObject({
+      status: 'True',
+      reason: 'ApprovalTimedOut',
+      message: 'review was not approved within the approval timeout of 24h',
+    });
+    expect(timedOut.conditions?.find((condition) => condition.type === 'AwaitingApproval')).toMatchObject({ status: 'False' });
     // After a restart the stream's history is gone; the reason already written stays.
     const again = syncedStatus(
       { ...project(), status: failed },

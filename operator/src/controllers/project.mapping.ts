@@ -11,7 +11,13 @@ import {
   type ProjectStatus as RuntimeStatus,
   type SubmitProject,
 } from '@troupe/proto';
-import { APPROVE_ANNOTATION, type Deliverable, type Project, type ProjectPhase, type ProjectStatus } from '../api/v1alpha1/project.types.js';
+import {
+  APPROVE_ANNOTATION,
+  type Deliverable,
+  type Project,
+  type ProjectPhase,
+  type ProjectStatus,
+} from '../api/v1alpha1/project.types.js';
 import type { Workflow } from '../api/v1alpha1/workflow.types.js';
 import type { Condition } from '../kube/types.js';
 import { ConditionType, ProjectReason, rfc3339, setCondition, type DesiredCondition } from './conditions.js';
@@ -82,15 +88,22 @@ export function submitCommand(project: Project, workflow?: Workflow): SubmitProj
       },
       pools: { ...spec.pools },
       approvals: [...(spec.approvals ?? [])],
+      approvalTimeout: spec.approvalTimeout ?? '',
       priority: spec.priority,
       deadline: spec.deadline === undefined ? undefined : Date.parse(spec.deadline),
       suspend: spec.suspend ?? false,
-      delivery: git === undefined ? undefined : { git: { url: git.url, branch: git.branch ?? '', secretRef: git.secretRef && { name: git.secretRef.name, key: '' } } },
+      delivery:
+        git === undefined
+          ? undefined
+          : { git: { url: git.url, branch: git.branch ?? '', secretRef: git.secretRef && { name: git.secretRef.name, key: '' } } },
       notify:
         spec.notify === undefined
           ? undefined
           : {
-              webhooks: (spec.notify.webhooks ?? []).map((hook) => ({ url: hook.url, secretRef: hook.secretRef && { name: hook.secretRef.name, key: '' } })),
+              webhooks: (spec.notify.webhooks ?? []).map((hook) => ({
+                url: hook.url,
+                secretRef: hook.secretRef && { name: hook.secretRef.name, key: '' },
+              })),
               email: [...(spec.notify.email ?? [])],
             },
     },
@@ -134,25 +147,48 @@ export function phaseChangeOf(event: Event): PhaseChange | undefined {
  * and, for why a project paused or failed, the last phase change its stream reported — or,
  * after a restart, the reason already written, or what the runtime pauses for (suspend, budget).
  */
-export function projectConditions(project: Project, runtime: RuntimeStatus, phase: ProjectPhase, change: PhaseChange | undefined): DesiredCondition[] {
+export function projectConditions(
+  project: Project,
+  runtime: RuntimeStatus,
+  phase: ProjectPhase,
+  change: PhaseChange | undefined,
+): DesiredCondition[] {
   const observedGeneration = project.metadata.generation;
   const current = project.status?.conditions;
   const step = runtime.currentPhase;
   const why = (type: ConditionType, fallback: string): { reason: string; message: string } => {
     if (change?.phase === phase && REASON.test(change.reason)) return { reason: change.reason, message: change.message };
     const written = current?.find((condition) => condition.type === type && condition.status === 'True');
-    return written === undefined ? { reason: fallback, message: `project is ${phase}` } : { reason: written.reason, message: written.message };
+    return written === undefined
+      ? { reason: fallback, message: `project is ${phase}` }
+      : { reason: written.reason, message: written.message };
   };
-  const stopped = phase === 'Paused' ? why(ConditionType.BudgetExceeded, project.spec.suspend ? ProjectReason.Suspended : ProjectReason.BudgetExceeded) : phase === 'Failed' ? why(ConditionType.Failed, ProjectReason.Failed) : undefined;
+  const stopped =
+    phase === 'Paused'
+      ? why(ConditionType.BudgetExceeded, project.spec.suspend ? ProjectReason.Suspended : ProjectReason.BudgetExceeded)
+      : phase === 'Failed'
+        ? why(ConditionType.Failed, ProjectReason.Failed)
+        : undefined;
   const overBudget = stopped?.reason === ProjectReason.BudgetExceeded;
   const spent = `spent ${(runtime.cost?.usd ?? 0).toFixed(4)} of ${project.spec.budget.maxCostUSD} USD`;
-  const condition = (type: ConditionType, status: boolean, reason: string, message: string): DesiredCondition => ({ type, status: status ? 'True' : 'False', reason, message, observedGeneration });
+  const condition = (type: ConditionType, status: boolean, reason: string, message: string): DesiredCondition => ({
+    type,
+    status: status ? 'True' : 'False',
+    reason,
+    message,
+    observedGeneration,
+  });
   return [
     phase === 'Planning' || phase === 'Running'
       ? condition(ConditionType.Running, true, phase, step === '' ? `project is ${phase}` : `working on ${step}`)
       : condition(ConditionType.Running, false, phase, `project is ${phase}`),
     phase === 'AwaitingApproval'
-      ? condition(ConditionType.AwaitingApproval, true, ProjectReason.ApprovalRequired, `${step} waits for approval: kubectl annotate project ${project.metadata.name} ${APPROVE_ANNOTATION}=${step}`)
+      ? condition(
+          ConditionType.AwaitingApproval,
+          true,
+          ProjectReason.ApprovalRequired,
+          `${step} waits for approval: kubectl annotate project ${project.metadata.name} ${APPROVE_ANNOTATION}=${step}`,
+        )
       : condition(ConditionType.AwaitingApproval, false, ProjectReason.NoApprovalPending, 'no phase waits for approval'),
     condition(ConditionType.BudgetExceeded, overBudget, overBudget ? ProjectReason.BudgetExceeded : ProjectReason.WithinBudget, spent),
     phase === 'Delivered'
@@ -196,8 +232,14 @@ export function syncedStatus(project: Project, runtime: RuntimeStatus, change: P
     progress:
       progress === undefined
         ? current.progress
-        : { tasksTotal: progress.tasksTotal, tasksDone: progress.tasksDone, tasksFailed: progress.tasksFailed, percent: Math.min(100, Math.max(0, progress.percent)) },
-    cost: cost === undefined ? current.cost : { usd: cost.usd, tokensIn: cost.tokensIn, tokensOut: cost.tokensOut, llmCalls: cost.llmCalls },
+        : {
+            tasksTotal: progress.tasksTotal,
+            tasksDone: progress.tasksDone,
+            tasksFailed: progress.tasksFailed,
+            percent: Math.min(100, Math.max(0, progress.percent)),
+          },
+    cost:
+      cost === undefined ? current.cost : { usd: cost.usd, tokensIn: cost.tokensIn, tokensOut: cost.tokensOut, llmCalls: cost.llmCalls },
     artifacts: runtime.artifacts
       .filter((artifact) => artifact.name !== '' && artifact.kind !== '' && artifact.uri !== '')
       .slice(0, MAX_ARTIFACTS)

@@ -11,11 +11,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type Client, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { ProjectPhase, RuntimeServiceClient, ServingStatus, type SubmitProject, type WatchProjectResponse } from '@troupe/proto';
+import {
+  ProjectPhase,
+  RuntimeServiceClient,
+  ServingStatus,
+  type NewClaims,
+  type SubmitProject,
+  type WatchProjectResponse,
+} from '@troupe/proto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { samplePools, submitCommand } from '../domain/company-fixtures.js';
 import { startEmbeddedRuntime, type EmbeddedRuntime } from '../embedded.js';
-import { Tokens, type NewClaims } from '../gateway/tokens.js';
+import { Tokens } from '../gateway/tokens.js';
 import { createProvider } from '../llm/providers/create-provider.js';
 import { eventually } from '../testing/eventually.js';
 

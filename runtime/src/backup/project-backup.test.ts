@@ -111,9 +111,9 @@ describe('project backups', () => {
       expect(sha256(restored?.bytes ?? new Uint8Array()), artifact.name).toBe(artifact.sha256);
     }
 
-    const totals = source.ledger.totals({ project: 'acme/storefront' });
+    const totals = await source.ledger.totals({ client: 'acme', project: 'acme/storefront' });
     expect(totals.calls).toBe(status?.cost?.llmCalls);
-    expect(target.ledger.totals({ project: 'acme/storefront' })).toEqual(totals);
+    expect(await target.ledger.totals({ client: 'acme', project: 'acme/storefront' })).toEqual(totals);
 
     // The journals hold the same events after the same snapshot; renumbered after it, so as long as the events are many.
     const originals = journals(archive);
@@ -148,7 +148,9 @@ describe('project backups', () => {
       expect(sha256(content?.bytes ?? new Uint8Array()), artifact.name).toBe(artifact.sha256);
     }
     expect(await target.company.getProject('acme', 'storefront')).toBeUndefined();
-    expect(target.ledger.totals({ project: 'globex/storefront' })).toEqual(source.ledger.totals({ project: 'acme/storefront' }));
+    expect(await target.ledger.totals({ client: 'acme', project: 'globex/storefront' })).toEqual(
+      await source.ledger.totals({ client: 'acme', project: 'acme/storefront' }),
+    );
     // Its journaled LLM calls moved with it: exported from there, it holds them all again.
     expect(journals(await exported(target, 'globex', 'storefront')).length).toBe(journals(archive).length);
   }, 60_000);
@@ -188,17 +190,17 @@ describe('project backups', () => {
       await expect(target.company.importProject(requests(parts)), what).rejects.toThrow(message);
       expect(await target.company.getProject('acme', 'storefront'), what).toBeUndefined();
       expect(existsSync(join(dataDir, 'artifacts', 'acme', 'storefront')), what).toBe(false);
-      expect(target.ledger.totals({ project: 'acme/storefront' }).calls, what).toBe(0);
+      expect((await target.ledger.totals({ client: 'acme', project: 'acme/storefront' })).calls, what).toBe(0);
     }
 
     // The source still has the project: importing it there again changes nothing of it.
     const before = await source.company.getProject('acme', 'storefront');
-    const totals = source.ledger.totals({ project: 'acme/storefront' });
+    const totals = await source.ledger.totals({ client: 'acme', project: 'acme/storefront' });
     await expect(source.company.importProject(requests(archive))).rejects.toThrow(
       /project acme\/storefront already exists in this runtime; an import never replaces a project/,
     );
     expect(await source.company.getProject('acme', 'storefront')).toEqual(before);
-    expect(source.ledger.totals({ project: 'acme/storefront' })).toEqual(totals);
+    expect(await source.ledger.totals({ client: 'acme', project: 'acme/storefront' })).toEqual(totals);
     await expect(source.company.exportProject('acme', 'nothing')[Symbol.asyncIterator]().next()).rejects.toThrow(
       /project acme\/nothing not found/,
     );

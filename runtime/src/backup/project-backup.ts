@@ -24,7 +24,8 @@ import { summary } from '../domain/project-events.js';
 import type { ProjectEvent, ProjectMessage, ProjectState } from '../domain/project.types.js';
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import type { LlmCallEvent, LlmCallMessage, LlmCallReply, LlmCallState } from '../llm/journal.js';
-import type { CallAccount, CostLedger } from '../llm/ledger.js';
+import type { CallAccount } from '../llm/ledger.js';
+import type { ClientLedgers } from '../llm/ledger.actor.js';
 import { withDefaults } from '../llm/options.js';
 import { toNanoUSD } from '../llm/pricing.js';
 import type { ActorRecord, ActorRef, Store, TurnWrite } from '../store/store.js';
@@ -34,8 +35,8 @@ import { relocate } from './relocate.js';
 export interface ProjectBackupOptions {
   store: Store;
   artifacts: ArtifactStore;
-  /** Where an imported project's LLM calls are recorded (none: they are not). */
-  ledger?: CostLedger;
+  /** The durable cost ledger, where an imported project's LLM calls are recorded. */
+  ledger: Pick<ClientLedgers, 'record'>;
   /** The project actor type, whose journal an archive holds first. */
   project: ActorType<ProjectState, ProjectMessage, ProjectEvent, unknown>;
   /** The journaled LLM call's actor type. */
@@ -216,7 +217,11 @@ export class ProjectBackup {
         throw new RuntimeError(RuntimeErrorCode.AlreadyExists, `project ${key} was created while it was imported`, { cause: error });
       throw error;
     }
-    for (const entry of archive.ledger) this.options.ledger?.record(ledgerRecord(entry, key));
+    // Ids from the archive's sha256, so an import that is retried records each call once.
+    for (const [i, entry] of archive.ledger.entries()) {
+      const callId = callJournals[i]?.actorId ?? `${key}/imported/${i}`;
+      await this.options.ledger.record(`import/${archive.sha256}/ledger/${i}`, callId, ledgerRecord(entry, key));
+    }
     await this.options.restored(key, archive.sha256);
 
     const state = fold(project, key, projectJournal.snapshot?.state, projectJournal.events);
@@ -231,7 +236,7 @@ export class ProjectBackup {
 
   /**
    * The journaled LLM calls of the project's tasks that hold a result. Their ids are those the
-   * task runner and AgentPool give them: `<pool>/<project>/<project>/<task>/<step>/<attempt>`
+   * pool replicas and AgentPool give them: `<pool>/<project>/<project>/<task>/<step>/<attempt>`
    * (the pool as `<namespace>/<name>`, the project as `<namespace>/<name>`), attempts counting
    * from 0 with repair prompts. Any pool that may have run the task is tried.
    */
@@ -354,6 +359,7 @@ function ledgerEntry(
   };
 }
 
+/** The cost ledger's entry of an archived one: the archive holds them in the order of its call journals. */
 function ledgerRecord(entry: LedgerEntry, project: string) {
   return {
     account: { ...(entry.org === '' ? {} : { org: entry.org }), client: entry.client, project, role: entry.role, phase: entry.phase },
@@ -390,6 +396,7 @@ function submitted(state: ProjectState): SubmitProject {
             },
             pools: spec.pools,
             approvals: spec.approvals,
+            approvalTimeout: spec.approvalTimeout ?? '',
             priority: spec.priority,
             deadline: spec.deadline,
             suspend: spec.suspend,

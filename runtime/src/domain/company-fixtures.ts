@@ -34,6 +34,7 @@ export function submitCommand(
   name: string,
   overrides: {
     approvals?: string[];
+    approvalTimeout?: string;
     maxCostUSD?: number;
     onExceeded?: BudgetAction;
     workflow?: { name: string; phases: WorkflowPhase[] };
@@ -52,6 +53,7 @@ export function submitCommand(
       budget: { maxCostUsd: overrides.maxCostUSD ?? 5, onExceeded: overrides.onExceeded ?? BudgetAction.PAUSE },
       pools: {},
       approvals: overrides.approvals ?? [],
+      approvalTimeout: overrides.approvalTimeout ?? '',
       suspend: false,
     },
     workflowPhases: overrides.workflow?.phases ?? [],

@@ -64,14 +64,15 @@ describe('the company, embedded, on the simulated provider over HTTP', () => {
     expect(names.some((name) => name.startsWith('tests/acceptance-'))).toBe(true);
     expect(names.filter((name) => name.startsWith('src/')).length).toBeGreaterThan(1);
     for (const artifact of status?.artifacts ?? []) {
-      const bytes = readFileSync(join(dataDir, 'artifacts', 'acme', 'storefront', artifact.name));
+      // Blobs are kept by content, under the data directory.
+      const bytes = readFileSync(join(dataDir, 'artifacts', 'acme', 'storefront', artifact.sha256));
       expect(createHash('sha256').update(bytes).digest('hex'), artifact.name).toBe(artifact.sha256);
       expect(bytes.byteLength).toBe(artifact.bytes);
     }
     expect(status?.progress?.percent).toBe(100);
 
     // The ledger, the project's status and the provider's own count agree.
-    const totals = runtime.ledger.totals({ project: 'acme/storefront' });
+    const totals = await runtime.ledger.totals({ client: 'acme', project: 'acme/storefront' });
     expect(status?.cost?.llmCalls).toBe(server.stats().completions);
     expect(totals.calls).toBe(server.stats().completions);
     expect(status?.cost?.usd).toBeCloseTo(totals.costUSD, 9);

@@ -1,7 +1,7 @@
 /**
- * The company: the domain composed on the actor runtime. It starts the Project, index and task
- * runner actors and the journaled LLM pools on an ActorSystem, and serves the RuntimeApi that
- * gRPC, the gateway and the reconcilers use.
+ * The company: the domain composed on the actor runtime. It starts the Project, index and
+ * `llm-call` actors on an ActorSystem, runs agent pools whose replicas take tasks from their
+ * pool topics, and serves the RuntimeApi that gRPC, the gateway and the reconcilers use.
  */
 import { hostname } from 'node:os';
 import {
@@ -28,8 +28,8 @@ import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { AgentPool, type AgentPoolSpec } from '../llm/agent-pool.js';
 import { Budgets } from '../llm/budget.js';
 import type { LlmCaller } from '../llm/client.js';
-import type { CostLedger } from '../llm/ledger.js';
 import { JournaledLlm, llmCallActor } from '../llm/journal.js';
+import { ClientLedgers, costLedgerActor } from '../llm/ledger.actor.js';
 import { logError } from '../security/redact.js';
 import type { Store } from '../store/store.js';
 import { actorTracing, traceLlm } from '../tracing/runtime-tracing.js';
@@ -38,11 +38,11 @@ import type { ArtifactStore } from './artifacts.js';
 import { deliveryActors } from './delivery/delivery.js';
 import { DELIVERY_DEFAULTS, type DeliveryOptions } from './delivery/delivery.types.js';
 import { invoiceOf } from './delivery/invoice.js';
+import { PoolDirectory } from './pool-directory.js';
 import { PoolRegistry, type PoolResource } from './pools.js';
-import { projectActor, type ProjectActorOptions } from './project.actor.js';
+import { approvalTimeoutMs, projectActor, type ProjectActorOptions } from './project.actor.js';
 import { EVENTS_TOPIC } from './project-events.js';
 import type { ApproveReply, Deliverable, ProjectSpec } from './project.types.js';
-import { taskRunnerActor } from './task-runner.js';
 import { definedWorkflow, type PhaseDefinition } from './workflow.js';
 
 export interface CompanyOptions {
@@ -58,7 +58,7 @@ export interface CompanyOptions {
   groupId: string;
   /** Partitions of each actor topic and of `troupe.events` (default 16). */
   partitions: number;
-  /** How often a project checks its running tasks are alive (default 30 s). */
+  /** How often a project dispatches its running tasks again, in case their replica died (default 30 s). */
   taskCheckMs: number;
   /** Agent worker threads per pool (default 1). */
   poolThreads: number;
@@ -67,8 +67,6 @@ export interface CompanyOptions {
   observer: ActorSystemObserver;
   /** Webhooks, emails and git pushes of projects that ask for them; without it, none are made. */
   delivery?: Pick<DeliveryOptions, 'webhooks' | 'git' | 'secrets'> & Partial<DeliveryOptions>;
-  /** The ledger the LLM client records in, which invoices are made from; without it, `invoice` fails. */
-  ledger?: CostLedger;
 }
 
 export const COMPANY_DEFAULTS = {
@@ -84,7 +82,7 @@ export const COMPANY_DEFAULTS = {
 type Required = 'transport' | 'store' | 'llm' | 'budgets' | 'artifacts';
 
 /** What only a Company that runs the actors needs. */
-type Hosting = 'store' | 'llm' | 'budgets' | 'poolThreads' | 'observer' | 'delivery';
+type Hosting = 'store' | 'observer' | 'delivery';
 
 /** How the API reaches the actors: this node's ActorSystem, or an ActorClient where none run. */
 type Actors = Pick<ActorClient, 'tell' | 'ask'>;
@@ -112,6 +110,9 @@ const projectIndex = defineActor<string[], { type: 'add'; key: string } | { type
   apply: (keys, event) => [...keys, event.added],
 });
 
+/** The durable cost ledger: an actor per client, told of each purchase by the `llm-call` journal. */
+const costLedger = costLedgerActor();
+
 /**
  * @example
  * const company = await Company.start({ transport, store, llm, budgets, artifacts });
@@ -119,8 +120,13 @@ const projectIndex = defineActor<string[], { type: 'add'; key: string } | { type
  * await company.submitProject('cmd-1', { namespace: 'acme', name: 'shop', uid, generation: 1, spec });
  */
 export class Company implements RuntimeApi {
-  readonly options: Omit<CompanyOptions, Hosting>;
-  readonly pools: PoolRegistry;
+  readonly options: Omit<CompanyOptions, Hosting | 'llm' | 'budgets'>;
+  /** Every agent pool of the company, here and on other nodes. */
+  readonly directory: PoolDirectory;
+  /** The durable cost ledger of every client, which invoices are made from; read from any node. */
+  readonly ledger: ClientLedgers;
+  /** The agent pools this process runs; none where no LLM was given. */
+  private pools: PoolRegistry | undefined;
   private readonly system: Actors;
   private readonly stopActors: () => Promise<void>;
   private readonly project: ReturnType<typeof projectActor>;
@@ -132,33 +138,34 @@ export class Company implements RuntimeApi {
   private backup: ProjectBackup | undefined;
 
   private constructor(
-    options: Omit<CompanyOptions, Hosting>,
+    options: Omit<CompanyOptions, Hosting | 'llm' | 'budgets'>,
     actors: { system: Actors; stop: () => Promise<void> },
     project: ReturnType<typeof projectActor>,
-    pools: PoolRegistry,
+    directory: PoolDirectory,
   ) {
     this.options = options;
     this.system = actors.system;
+    this.ledger = new ClientLedgers(actors.system, costLedger);
     this.stopActors = actors.stop;
     this.project = project;
-    this.pools = pools;
+    this.directory = directory;
   }
 
   static async start(options: Pick<CompanyOptions, Required> & Partial<CompanyOptions>): Promise<Company> {
     const resolved: CompanyOptions = { ...COMPANY_DEFAULTS, ...options };
-    const running = new Set<string>();
-    const llmCall = llmCallActor();
-    let pools: PoolRegistry | undefined;
+    const llmCall = llmCallActor({ ledger: costLedger });
     const delivery =
       resolved.delivery === undefined
         ? undefined
         : deliveryActors({ ...DELIVERY_DEFAULTS, ...resolved.delivery }, resolved.artifacts, resolved.onError);
-    const { project, runner } = actorTypes(resolved, resolved.budgets, () => pools as PoolRegistry, running, delivery?.onPublished);
+    let company: Company | undefined;
+    const directory = new PoolDirectory({ local: () => company?.pools?.list() ?? [] });
+    const project = projectActorOf(resolved, directory, delivery?.onPublished);
     await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
     const system = await ActorSystem.start({
       transport: resolved.transport,
       store: resolved.store,
-      actors: [project, projectIndex, runner, llmCall, ...(delivery?.actors ?? [])],
+      actors: [project, projectIndex, llmCall, costLedger, ...(delivery?.actors ?? [])],
       partitions: resolved.partitions,
       groupId: resolved.groupId,
       nodeId: resolved.nodeId,
@@ -166,30 +173,27 @@ export class Company implements RuntimeApi {
       observer: resolved.observer,
       tracer: actorTracing,
     });
-    // Traced above the journal: its turns, and the purchase, are the call's children.
-    const journaled = traceLlm(new JournaledLlm(system, llmCall, resolved.llm, { node: resolved.nodeId, onError: resolved.onError }));
-    pools = new PoolRegistry(
-      (name: string, spec: AgentPoolSpec) => new AgentPool({ name, spec, llm: journaled, threads: resolved.poolThreads }),
-    );
-    const company = new Company(resolved, { system, stop: () => system.stop() }, project, pools);
+    company = new Company(resolved, { system, stop: () => system.stop() }, project, directory);
+    company.pools = company.hostPools(resolved, system, llmCall);
     company.backup = new ProjectBackup({
       store: resolved.store,
       artifacts: resolved.artifacts,
-      ledger: resolved.ledger,
+      ledger: company.ledger,
       project,
       llmCall,
-      pools: (namespace) => company.pools.list(namespace),
-      restored: (key, archive) => company.restored(key, archive),
+      pools: (namespace) => directory.list(namespace),
+      restored: (key, archive) => (company as Company).restored(key, archive),
     });
     await company.listen();
     return company;
   }
 
   /**
-   * A Company that runs no actors and no agent pools, for a process that only serves the API
-   * (a gateway replica): commands and questions reach the project actors of the runtime nodes
-   * through the transport, and state changes come from `troupe.events`. `applyPool` and
-   * `scalePool` fail here, and `listPools` is empty.
+   * A Company that runs no actors, for a process that reaches the runtime nodes' actors through
+   * the transport and learns of state changes from `troupe.events`. With `llm` and `budgets` it
+   * is a pool replica: it runs the agent pools it is given (`applyPool`), whose tasks come from
+   * their pool topics. Without them it only serves the API (a gateway replica): `applyPool` and
+   * `scalePool` fail there.
    *
    * @example
    * const company = await Company.connect({ transport, artifacts, nodeId: 'gateway-0' });
@@ -198,21 +202,28 @@ export class Company implements RuntimeApi {
     options: Pick<CompanyOptions, 'transport' | 'artifacts'> & Partial<Omit<CompanyOptions, Hosting>>,
   ): Promise<Company> {
     const resolved = { ...COMPANY_DEFAULTS, ...options };
-    const pools = new PoolRegistry(() => {
-      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `node ${resolved.nodeId} runs no actors and so no agent pools`);
-    });
-    // Only the project's address is used: its turns, and so its runner's, run on the runtime nodes.
-    const { project } = actorTypes(resolved, new Budgets(), () => pools, new Set());
+    let company: Company | undefined;
+    const directory = new PoolDirectory({ local: () => company?.pools?.list() ?? [] });
+    // Only the project's address is used here: its turns run on the runtime nodes.
+    const project = projectActorOf(resolved, directory);
     await resolved.transport.createTopic(EVENTS_TOPIC, resolved.partitions);
     const client = new ActorClient(resolved.transport, { clientId: resolved.nodeId, groupId: resolved.groupId, tracing: actorTracing });
-    const company = new Company(resolved, { system: client, stop: () => client.close() }, project, pools);
+    company = new Company(resolved, { system: client, stop: () => client.close() }, project, directory);
+    if (resolved.llm !== undefined && resolved.budgets !== undefined) {
+      company.pools = company.hostPools({ ...resolved, llm: resolved.llm, budgets: resolved.budgets }, client, llmCallActor());
+    }
     await company.listen();
     return company;
   }
 
   /** Creates or updates an agent pool (what the AgentPool reconciler does on this node). */
   applyPool(resource: PoolResource): Promise<void> {
-    return this.pools.apply(resource);
+    return this.localPools().apply(resource);
+  }
+
+  /** Stops and forgets an agent pool of this node. */
+  removePool(namespace: string, name: string): Promise<void> {
+    return this.localPools().remove(namespace, name);
   }
 
   async submitProject(commandId: string, command: SubmitProject): Promise<void> {
@@ -258,7 +269,7 @@ export class Company implements RuntimeApi {
     if (!Number.isInteger(command.replicas) || command.replicas < 0 || command.replicas > 1000) {
       throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `replicas must be an integer in 0..1000, got ${command.replicas}`);
     }
-    this.pools.scale(command.namespace, command.pool, command.replicas);
+    this.localPools().scale(command.namespace, command.pool, command.replicas);
   }
 
   async getProject(namespace: string, name: string): Promise<ProjectSummary | undefined> {
@@ -278,7 +289,7 @@ export class Company implements RuntimeApi {
   }
 
   async listPools(namespace?: string): Promise<PoolEntry[]> {
-    return this.pools.list(namespace);
+    return this.directory.list(namespace);
   }
 
   async watch(filter: WatchFilter, onEvent: (event: Event) => void): Promise<StopWatching> {
@@ -291,19 +302,13 @@ export class Company implements RuntimeApi {
     const summary = await this.getProject(namespace, project);
     const ref = summary?.status?.artifacts.find((artifact) => artifact.name === name);
     if (ref === undefined) return undefined;
-    const bytes = await this.options.artifacts.get(namespace, project, name);
+    // By the sha256 the status records, so that a node with no artefact catalog (a gateway) reads it too.
+    const bytes = await this.options.artifacts.read(namespace, project, ref);
     return bytes === undefined ? undefined : { name: ref.name, kind: ref.kind, sha256: ref.sha256, bytes };
   }
 
   async invoice(client: string, namespace?: string): Promise<Invoice> {
-    const { ledger } = this.options;
-    if (ledger === undefined) {
-      throw new RuntimeError(
-        RuntimeErrorCode.Unavailable,
-        `node ${this.options.nodeId} keeps no cost ledger; ask a runtime node for invoices`,
-      );
-    }
-    return invoiceOf(ledger, client, namespace, Date.now());
+    return invoiceOf(this.ledger, client, namespace, Date.now());
   }
 
   exportProject(namespace: string, name: string): AsyncIterable<ArchivePart> {
@@ -316,8 +321,35 @@ export class Company implements RuntimeApi {
 
   async stop(): Promise<void> {
     await this.events?.close();
+    // Pools first: a task that finishes while they stop can still tell its project.
+    await this.pools?.close();
     await this.stopActors();
-    await this.pools.close();
+  }
+
+  /** The agent pools of this process, replicas of their AgentPools, with the LLM through the journal. */
+  private hostPools(
+    options: Pick<CompanyOptions, 'transport' | 'nodeId' | 'partitions' | 'artifacts' | 'budgets' | 'llm' | 'poolThreads' | 'onError'>,
+    actors: Actors,
+    llmCall: ReturnType<typeof llmCallActor>,
+  ): PoolRegistry {
+    // Traced above the journal: its turns, and the purchase, are the call's children.
+    const journaled = traceLlm(new JournaledLlm(actors, llmCall, options.llm, { node: options.nodeId, onError: options.onError }));
+    return new PoolRegistry({
+      transport: options.transport,
+      nodeId: options.nodeId,
+      partitions: options.partitions,
+      artifacts: options.artifacts,
+      budgets: options.budgets,
+      create: (name: string, spec: AgentPoolSpec) => new AgentPool({ name, spec, llm: journaled, threads: options.poolThreads }),
+      report: (key, outcome, id) => actors.tell(this.project, key, outcome, { id }),
+      onError: options.onError,
+    });
+  }
+
+  private localPools(): PoolRegistry {
+    if (this.pools === undefined)
+      throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `node ${this.options.nodeId} runs no agent pools`);
+    return this.pools;
   }
 
   private backups(): ProjectBackup {
@@ -345,6 +377,12 @@ export class Company implements RuntimeApi {
         for (const record of batch.records) {
           batch.resolveOffset(record.offset);
           const event = Event.decode(record.value);
+          if (event.event?.$case === 'poolStatus') {
+            // This node's own pools are in the directory already.
+            const status = event.event.value;
+            if (status.replica !== this.options.nodeId) this.directory.report(event.namespace, status, event.occurredAt);
+            continue;
+          }
           const key = `${event.namespace}/${event.project}`;
           if (event.sequence <= (this.delivered.get(key) ?? 0)) continue;
           this.delivered.set(key, event.sequence);
@@ -364,30 +402,13 @@ export class Company implements RuntimeApi {
   }
 }
 
-/** The project and task runner actor types; they refer to each other, and the runner finds its pools through `pools`. */
-function actorTypes(
-  options: Pick<CompanyOptions, 'artifacts' | 'taskCheckMs' | 'onError'>,
-  budgets: Budgets,
-  pools: () => PoolRegistry,
-  running: Set<string>,
+/** The project actor type, dispatching tasks to the pools `directory` knows. */
+function projectActorOf(
+  options: Pick<CompanyOptions, 'taskCheckMs'>,
+  directory: PoolDirectory,
   onPublished?: ProjectActorOptions['onPublished'],
 ) {
-  let project: ReturnType<typeof projectActor> | undefined;
-  const runner = taskRunnerActor({
-    pools: { resolve: (...args) => pools().resolve(...args) } as PoolRegistry,
-    artifacts: options.artifacts,
-    budgets,
-    project: () => project as NonNullable<typeof project>,
-    running,
-    onError: options.onError,
-  });
-  project = projectActor({
-    runner,
-    isRunning: (key) => running.has(key),
-    taskCheckMs: options.taskCheckMs,
-    ...(onPublished === undefined ? {} : { onPublished }),
-  });
-  return { project, runner };
+  return projectActor({ pools: directory, taskCheckMs: options.taskCheckMs, ...(onPublished === undefined ? {} : { onPublished }) });
 }
 
 /** The domain's spec from a SubmitProject command, with the CRD's defaults. */
@@ -414,11 +435,24 @@ function projectSpec(command: SubmitProject): ProjectSpec {
     },
     pools: spec.pools,
     approvals: spec.approvals,
+    ...approvalTimeout(spec.approvalTimeout),
     priority: spec.priority ?? 50,
     ...(spec.deadline === undefined ? {} : { deadline: spec.deadline }),
     suspend: spec.suspend,
     ...deliverySpec(spec),
   };
+}
+
+/** spec.approvalTimeout when it is set: hours, minutes and seconds, more than none. */
+function approvalTimeout(text: string): Pick<ProjectSpec, 'approvalTimeout'> {
+  if (text === '') return {};
+  if (approvalTimeoutMs(text) === undefined) {
+    throw new RuntimeError(
+      RuntimeErrorCode.InvalidArgument,
+      `spec.approvalTimeout must be hours, minutes and seconds such as 30m, 24h or 1h30m, longer than none, got ${JSON.stringify(text.slice(0, 40))}`,
+    );
+  }
+  return { approvalTimeout: text };
 }
 
 /** spec.delivery and spec.notify; Secrets by name only, their values stay where they are. */

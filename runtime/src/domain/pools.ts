@@ -1,10 +1,22 @@
 /**
- * The agent pools this node runs, by namespace and name: AgentPool resources applied by the
- * operator's reconciler (or the embedded one) become LLM worker pools here.
+ * The agent pools this process runs, by namespace and name. Each is a replica of its AgentPool:
+ * it consumes the pool's topic `troupe.pool.<namespace>.<pool>` in the pool's consumer group,
+ * so the replicas of a pool — here and in other processes — share its work; it runs each task
+ * in its LLM worker pool, tells the project how it went, and reports its load on
+ * `troupe.events` for the directories of every process.
+ *
+ * Taking a task is not durable: its offset is resolved when the task starts. A task lost with
+ * its replica is dispatched again by its project's check, and its journaled LLM calls are not
+ * bought twice.
  */
-import type { PoolEntry } from '@troupe/proto';
-import { RuntimeError, RuntimeErrorCode } from '../errors.js';
+import { Event, poolTopic, type PoolEntry, type PoolStatus } from '@troupe/proto';
+import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { AgentPool, AgentPoolSpec } from '../llm/agent-pool.js';
+import { traceTask } from '../tracing/runtime-tracing.js';
+import type { PartitionAssignment, Subscription, Transport } from '../transport/transport.js';
+import { EVENTS_TOPIC } from './project-events.js';
+import type { ProjectMessage } from './project.types.js';
+import { decodeTaskRun, runTask, type TaskDeps } from './task-runner.js';
 
 export interface PoolResource {
   namespace: string;
@@ -13,15 +25,58 @@ export interface PoolResource {
   spec: AgentPoolSpec;
 }
 
+export interface PoolRegistryOptions extends Omit<TaskDeps, 'pool'> {
+  transport: Transport;
+  /** This replica's name in reports: the node id. */
+  nodeId: string;
+  /** Partitions of a pool topic that no one has created yet (the operator sizes them in a cluster). */
+  partitions: number;
+  /** Makes the worker pool of a pool resource. */
+  create(name: string, spec: AgentPoolSpec): AgentPool;
+  /** Tells project `key` how a task went; `id` makes a repeat of the same report a duplicate. */
+  report(key: string, outcome: ProjectMessage, id: string): Promise<void>;
+  /** How often each pool's load is published (default 5 s). */
+  reportMs: number;
+  /**
+   * How long a stopping pool waits for its tasks in flight (default 10 s); the outcomes of those
+   * still running then are dropped, and their projects dispatch them again.
+   */
+  drainMs: number;
+  onError(error: Error): void;
+}
+
+export const POOL_REGISTRY_DEFAULTS = {
+  reportMs: 5_000,
+  drainMs: 10_000,
+} as const satisfies Partial<PoolRegistryOptions>;
+
 interface Entry {
   resource: PoolResource;
   pool: AgentPool;
+  subscription: Subscription;
+  /** Runs taken and not finished, by run key: a re-sent run of one of them is dropped. */
+  running: Set<string>;
+  /** The next offset to take, per partition of the pool topic this replica owns. */
+  next: Map<number, number>;
+  /** Runs waiting in those partitions, as last counted. */
+  waiting: number;
+  /** Set once the pool stopped: outcomes of runs it cut short are not told. */
+  stopped: boolean;
 }
 
 export class PoolRegistry {
+  private readonly options: PoolRegistryOptions;
   private readonly pools = new Map<string, Entry>();
+  private readonly reporter: NodeJS.Timeout;
 
-  constructor(private readonly create: (name: string, spec: AgentPoolSpec) => AgentPool) {}
+  constructor(options: Omit<PoolRegistryOptions, keyof typeof POOL_REGISTRY_DEFAULTS> & Partial<PoolRegistryOptions>) {
+    this.options = { ...POOL_REGISTRY_DEFAULTS, ...options };
+    this.reporter = setInterval(
+      () => void this.publishLoad().catch((error: unknown) => this.options.onError(toError(error))),
+      this.options.reportMs,
+    );
+    this.reporter.unref();
+  }
 
   /** Creates the pool, or replaces it when its spec changed (tasks running on the old one finish there). */
   async apply(resource: PoolResource): Promise<void> {
@@ -31,15 +86,21 @@ export class PoolRegistry {
       existing.resource = resource;
       return;
     }
-    this.pools.set(key, { resource, pool: this.create(key, resource.spec) });
-    await existing?.pool.close();
+    if (existing !== undefined) await this.stop(key, existing);
+    const pool = this.options.create(key, resource.spec);
+    const entry: Omit<Entry, 'subscription'> = { resource, pool, running: new Set(), next: new Map(), waiting: 0, stopped: false };
+    try {
+      this.pools.set(key, { ...entry, subscription: await this.consume(entry) });
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
   }
 
   async remove(namespace: string, name: string): Promise<void> {
     const key = `${namespace}/${name}`;
     const existing = this.pools.get(key);
-    this.pools.delete(key);
-    await existing?.pool.close();
+    if (existing !== undefined) await this.stop(key, existing);
   }
 
   /** Scales a pool: replicas are pods in a cluster; here they only show in its status. */
@@ -49,42 +110,123 @@ export class PoolRegistry {
     entry.resource = { ...entry.resource, replicas };
   }
 
-  /** The pool for a role: the one the project names, else the namespace's pool with that role. */
-  resolve(namespace: string, role: string, name?: string): AgentPool {
-    const entry =
-      name === undefined
-        ? [...this.pools.values()].find(({ resource }) => resource.namespace === namespace && resource.spec.role === role)
-        : this.pools.get(`${namespace}/${name}`);
-    if (entry === undefined) {
-      const which = name === undefined ? `with role ${role}` : `named ${name}`;
-      throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `no AgentPool ${which} in namespace ${namespace}`);
-    }
-    return entry.pool;
-  }
-
+  /** The pools of this process, each with this replica's load. */
   list(namespace?: string): PoolEntry[] {
     return [...this.pools.values()]
       .filter(({ resource }) => namespace === undefined || resource.namespace === namespace)
-      .map(({ resource, pool }) => {
-        const stats = pool.stats;
-        return {
-          namespace: resource.namespace,
-          status: {
-            pool: resource.name,
-            role: resource.spec.role,
-            replicas: resource.replicas,
-            ready: resource.replicas,
-            busy: stats.running,
-            queueDepth: stats.queued,
-            tokens: 0,
-            costUsd: 0,
-          },
-        };
-      });
+      .map((entry) => ({ namespace: entry.resource.namespace, status: this.status(entry) }));
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map(({ pool }) => pool.close()));
-    this.pools.clear();
+    clearInterval(this.reporter);
+    await Promise.all([...this.pools].map(([key, entry]) => this.stop(key, entry)));
+  }
+
+  /** Takes no more tasks, lets the ones in flight finish for a while, then closes the pool. */
+  private async stop(key: string, entry: Entry): Promise<void> {
+    this.pools.delete(key);
+    await entry.subscription.close();
+    const deadline = Date.now() + this.options.drainMs;
+    while (entry.running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    entry.stopped = true;
+    await entry.pool.close();
+  }
+
+  private async consume(entry: Omit<Entry, 'subscription'>): Promise<Subscription> {
+    const { namespace, name, spec } = entry.resource;
+    const topic = poolTopic(namespace, name);
+    // The operator creates and sizes pool topics in a cluster; elsewhere the first replica does.
+    await this.options.transport.partitionCount(topic).catch(() => this.options.transport.createTopic(topic, this.options.partitions));
+    // Enough queued here for the pool's priorities to matter; the rest waits in the topic, where
+    // the pool's queue depth shows it.
+    const intake = Math.max(2 * spec.concurrency, 8);
+    return this.options.transport.subscribe({
+      groupId: topic,
+      topics: [topic],
+      onAssigned: async (assignments) => {
+        for (const { partition } of assignments) {
+          entry.next.set(partition, (await this.options.transport.committedOffset(topic, topic, partition)) ?? 0);
+        }
+      },
+      onRevoked: async (assignments: readonly PartitionAssignment[]) => {
+        for (const { partition } of assignments) entry.next.delete(partition);
+      },
+      eachBatch: async (batch) => {
+        for (const record of batch.records) {
+          while (entry.pool.stats.queued >= intake && !batch.signal.aborted) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            await batch.heartbeat();
+          }
+          if (batch.signal.aborted) return;
+          batch.resolveOffset(record.offset);
+          entry.next.set(batch.partition, record.offset + 1);
+          this.start(entry, record.value);
+        }
+      },
+    });
+  }
+
+  private start(entry: Omit<Entry, 'subscription'>, value: Uint8Array): void {
+    let dispatched: ReturnType<typeof decodeTaskRun>;
+    try {
+      dispatched = decodeTaskRun(value);
+    } catch (error) {
+      this.options.onError(toError(error));
+      return;
+    }
+    const { id, run } = dispatched;
+    const key = `${run.namespace}/${run.project}/${run.task.id}@${run.task.step}`;
+    if (entry.running.has(key)) return;
+    entry.running.add(key);
+    void traceTask(run, async () => {
+      const outcome = await runTask(run, { ...this.options, pool: entry.pool });
+      // Told in the task's span: the project's turn that takes the outcome continues the task's trace.
+      if (!entry.stopped) await this.options.report(`${run.namespace}/${run.project}`, outcome, `${id}/outcome`);
+      return outcome;
+    })
+      .catch((error: unknown) => this.options.onError(toError(error)))
+      .finally(() => entry.running.delete(key));
+  }
+
+  /** Publishes each pool's load: what this replica runs and queues, and what waits in its partitions. */
+  private async publishLoad(): Promise<void> {
+    const now = Date.now();
+    const records = await Promise.all(
+      [...this.pools.values()].map(async (entry) => {
+        const { namespace, name } = entry.resource;
+        const topic = poolTopic(namespace, name);
+        let waiting = 0;
+        for (const [partition, next] of entry.next) {
+          waiting += Math.max(0, (await this.options.transport.endOffset(topic, partition)) - next);
+        }
+        entry.waiting = waiting;
+        const event = Event.encode({
+          id: `pool/${namespace}/${name}/${this.options.nodeId}/${now}`,
+          sequence: 0,
+          occurredAt: now,
+          namespace,
+          project: '',
+          event: { $case: 'poolStatus', value: this.status(entry) },
+        }).finish();
+        return { topic: EVENTS_TOPIC, key: `${namespace}/${name}`, value: event };
+      }),
+    );
+    if (records.length > 0) await this.options.transport.send(records);
+  }
+
+  private status(entry: Omit<Entry, 'subscription'>): PoolStatus {
+    const { resource, pool, waiting } = entry;
+    const stats = pool.stats;
+    return {
+      pool: resource.name,
+      role: resource.spec.role,
+      replicas: resource.replicas,
+      ready: resource.replicas,
+      busy: stats.running,
+      queueDepth: stats.queued + waiting,
+      tokens: 0,
+      costUsd: 0,
+      replica: this.options.nodeId,
+    };
   }
 }

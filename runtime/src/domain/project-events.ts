@@ -109,7 +109,7 @@ function taskChanged(task: TaskRecord, state: ProjectState): Body {
       title: task.title,
       phase: task.phase,
       role: task.role,
-      pool: state.spec?.pools[task.role] ?? '',
+      pool: task.pool ?? state.spec?.pools[task.role] ?? '',
       state: TASK_STATE[task.state],
       attempt: task.step + 1,
       errorMessage: task.error ?? '',

@@ -1,11 +1,12 @@
 /**
  * The Project actor: runs one client project through its workflow. It decides — which phase
  * runs, which tasks are ready, when a human must approve, when the budget stops the work — and
- * journals each decision; the tasks themselves run outside its turns, in the task runner, and
- * come back as messages. Every state change is also published on `troupe.events`.
+ * journals each decision; the tasks themselves run outside its turns: it publishes each on its
+ * pool's topic, a replica of the pool runs it, and the outcome comes back as a message. Every
+ * state change is also published on `troupe.events`.
  */
-import type { Event } from '@troupe/proto';
-import { defineActor, type ActorContext, type ActorType } from '../actors/actor.js';
+import { poolTopic, type Event } from '@troupe/proto';
+import { defineActor, type ActorContext } from '../actors/actor.js';
 import { encodeEvent, EVENTS_TOPIC, publicEvents, summary } from './project-events.js';
 import {
   NO_SPEND,
@@ -16,18 +17,24 @@ import {
   type ProjectState,
   type TaskRecord,
 } from './project.types.js';
-import { taskRun, type TaskRun } from './task-runner.js';
+import { encodeTaskRun, taskRun } from './task-runner.js';
 import { builtInWorkflow } from './workflow.js';
 
 /** Work tasks a planner may create in one fan-out phase. */
 const MAX_FAN_OUT = 6;
 
+/** How soon tasks that wait for a pool look again. */
+const POOL_WAIT_MS = 2_000;
+
+/** Where a role's tasks go (the node's PoolDirectory). */
+export interface PoolResolver {
+  /** The pool named `named`, else the namespace's pool for `role`; undefined while none runs. */
+  resolve(namespace: string, role: string, named?: string): string | undefined;
+}
+
 export interface ProjectActorOptions {
-  /** The non-durable actor that runs tasks on this node. */
-  runner: ActorType<unknown, TaskRun, unknown, unknown>;
-  /** Whether this node is running the task run with this key right now. */
-  isRunning(runKey: string): boolean;
-  /** How often a project checks that its running tasks are still running somewhere (default 30 s). */
+  pools: PoolResolver;
+  /** How often a project dispatches its running tasks again, in case their replica died (default 30 s). */
   taskCheckMs: number;
   /** Told of each public event within the turn that publishes it (the delivery outbox queues its notices so). */
   onPublished?: (ctx: Context, state: ProjectState, sequence: number, body: NonNullable<Event['event']>) => void;
@@ -36,6 +43,11 @@ export interface ProjectActorOptions {
 type Context = ActorContext<ProjectState, ProjectMessage, ProjectEvent>;
 
 const TERMINAL: readonly LifecyclePhase[] = ['Delivered', 'Failed'];
+
+/** The timer of the gate waiting now: one at a time, as a project waits at one gate at a time. */
+const APPROVAL_TIMER = 'approval-timeout';
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1_000 };
 
 function initialState(): ProjectState {
   return {
@@ -127,6 +139,9 @@ export function projectActor(options: ProjectActorOptions) {
         case 'check-tasks':
           checkTasks(ctx, options);
           return undefined;
+        case 'approval-timeout':
+          approvalTimedOut(ctx, message.phase, options);
+          return undefined;
       }
     },
   });
@@ -202,9 +217,31 @@ function approve(ctx: Context, phase: string, options: ProjectActorOptions): App
     return { ok: false, message: `project ${state.namespace}/${state.name} does not wait for approval of ${phase}: ${now}` };
   }
   record(ctx, options, { type: 'approved', phase });
+  ctx.cancelTimer(APPROVAL_TIMER);
   record(ctx, options, { type: 'lifecycle', phase: 'Running', reason: 'Approved', message: `${phase} was approved`, at: ctx.now });
   advance(ctx, options);
   return { ok: true };
+}
+
+/** Milliseconds of a spec.approvalTimeout (`30m`, `24h`, `1h30m`), or undefined when it is not a positive one. */
+export function approvalTimeoutMs(text: string): number | undefined {
+  if (!/^(\d+[hms])+$/.test(text)) return undefined;
+  let ms = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+)([hms])/g)) ms += Number(amount) * (DURATION_UNIT_MS[unit ?? ''] ?? 0);
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/** Fails the project when `phase`'s gate still waits; a gate approved, or left some other way, meanwhile is past. */
+function approvalTimedOut(ctx: Context, phase: string, options: ProjectActorOptions): void {
+  const state = ctx.state;
+  if (state.lifecycle !== 'AwaitingApproval' || state.workflow[state.phaseIndex]?.name !== phase) return;
+  record(ctx, options, {
+    type: 'lifecycle',
+    phase: 'Failed',
+    reason: 'ApprovalTimedOut',
+    message: `${phase} was not approved within the approval timeout of ${state.spec?.approvalTimeout ?? ''}`,
+    at: ctx.now,
+  });
 }
 
 function startPhase(ctx: Context, index: number, iteration: number, options: ProjectActorOptions): void {
@@ -270,6 +307,9 @@ function advance(ctx: Context, options: ProjectActorOptions): void {
       message: `${phase.name} waits for approval`,
       at: ctx.now,
     });
+    const timeoutMs = state.spec?.approvalTimeout === undefined ? undefined : approvalTimeoutMs(state.spec.approvalTimeout);
+    // Durable: a restart while the gate waits keeps the deadline.
+    if (timeoutMs !== undefined) ctx.schedule(APPROVAL_TIMER, { delayMs: timeoutMs }, { type: 'approval-timeout', phase: phase.name });
     return;
   }
   if (phase.loop && state.verdict === false && state.iteration + 1 < phase.loop.maxIterations) {
@@ -293,31 +333,52 @@ function advance(ctx: Context, options: ProjectActorOptions): void {
   startPhase(ctx, next, state.iteration, options);
 }
 
-function dispatchReady(ctx: Context, options: ProjectActorOptions): void {
+/** Starts the tasks whose needs are met; true when some wait for a pool. */
+function dispatchReady(ctx: Context, options: ProjectActorOptions): boolean {
   const state = ctx.state;
-  if (state.lifecycle !== 'Running' && state.lifecycle !== 'Planning') return;
+  if (state.lifecycle !== 'Running' && state.lifecycle !== 'Planning') return false;
   const ready = Object.values(state.tasks).filter(
     (task) => task.state === 'pending' && task.needs.every((id) => state.tasks[id]?.state === 'succeeded'),
   );
+  let waiting = false;
   for (const task of ready) {
-    record(ctx, options, { type: 'task-started', taskId: task.id, step: task.step });
-    const started = ctx.state.tasks[task.id] as TaskRecord;
-    ctx.tell(options.runner, runKey(ctx.state, started), taskRun(ctx.state, started));
+    const pool = options.pools.resolve(state.namespace, task.role, state.spec?.pools[task.role]);
+    if (pool === undefined) {
+      // No replica of the pool runs yet (its pods are starting, or it is not created yet).
+      waiting = true;
+      continue;
+    }
+    record(ctx, options, { type: 'task-started', taskId: task.id, step: task.step, pool });
+    dispatch(ctx, ctx.state.tasks[task.id] as TaskRecord, pool);
   }
-  if (ready.length > 0) ctx.schedule('check-tasks', { delayMs: options.taskCheckMs }, { type: 'check-tasks' });
+  if (waiting) ctx.schedule('check-tasks', { delayMs: Math.min(options.taskCheckMs, POOL_WAIT_MS) }, { type: 'check-tasks' });
+  else if (ready.length > 0) ctx.schedule('check-tasks', { delayMs: options.taskCheckMs }, { type: 'check-tasks' });
+  return waiting;
 }
 
-/** Re-runs tasks that this node is not running: their node died, or this node restarted. */
+/** Publishes a run of a started task on its pool's topic. */
+function dispatch(ctx: Context, task: TaskRecord, pool: string): void {
+  const state = ctx.state;
+  const key = runKey(state, task);
+  ctx.publish(poolTopic(state.namespace, pool), key, encodeTaskRun(`${ctx.messageId}/${key}`, taskRun(state, task), ctx.now));
+}
+
+/**
+ * Dispatches the running tasks again, in case the replica that took one died (a replica that
+ * still runs it drops the repeat), and the tasks that waited for a pool.
+ */
 function checkTasks(ctx: Context, options: ProjectActorOptions): void {
   const state = ctx.state;
   const running = Object.values(state.tasks).filter((task) => task.state === 'running');
-  if (running.length === 0) return;
+  let waiting = false;
   if (state.lifecycle === 'Running' || state.lifecycle === 'Planning') {
     for (const task of running) {
-      if (!options.isRunning(runKey(state, task))) ctx.tell(options.runner, runKey(state, task), taskRun(state, task));
+      const pool = task.pool ?? options.pools.resolve(state.namespace, task.role, state.spec?.pools[task.role]);
+      if (pool !== undefined) dispatch(ctx, task, pool);
     }
+    waiting = dispatchReady(ctx, options);
   }
-  ctx.schedule('check-tasks', { delayMs: options.taskCheckMs }, { type: 'check-tasks' });
+  if (!waiting && running.length > 0) ctx.schedule('check-tasks', { delayMs: options.taskCheckMs }, { type: 'check-tasks' });
 }
 
 const TITLES: Readonly<Record<string, string>> = {
@@ -364,7 +425,12 @@ function fold(state: ProjectState, event: ProjectEvent): ProjectState {
     case 'tasks-added':
       return { ...state, tasks: { ...state.tasks, ...Object.fromEntries(event.tasks.map((task) => [task.id, task])) } };
     case 'task-started':
-      return withTask(state, event.taskId, { state: 'running', step: event.step, error: undefined });
+      return withTask(state, event.taskId, {
+        state: 'running',
+        step: event.step,
+        error: undefined,
+        ...(event.pool === undefined ? {} : { pool: event.pool }),
+      });
     case 'task-failed':
       return withTask(state, event.taskId, { state: event.final ? 'failed' : 'pending', error: event.message });
     case 'task-succeeded': {

@@ -15,6 +15,8 @@ export interface ProjectSpec {
   /** role → AgentPool name. */
   pools: Record<string, string>;
   approvals: string[];
+  /** How long a phase may wait for its approval (`30m`, `24h`, `1h30m`); no limit when unset. */
+  approvalTimeout?: string;
   priority: number;
   deadline?: number;
   suspend: boolean;
@@ -77,6 +79,8 @@ export interface TaskRecord {
   state: 'pending' | 'running' | 'succeeded' | 'failed';
   /** Which run of the task: a review loop runs implementation again with the next step. */
   step: number;
+  /** The AgentPool its latest run went to. */
+  pool?: string;
   /** What the task produced, short, as later prompts quote it. */
   summary?: string;
   error?: string;
@@ -108,6 +112,8 @@ export type ProjectMessage =
     }
   | { type: 'task-failed'; taskId: string; step: number; code: string; message: string; onExceeded?: 'Pause' | 'Fail' }
   | { type: 'check-tasks' }
+  /** The approval timer of `phase`'s gate ran out. */
+  | { type: 'approval-timeout'; phase: string }
   | { type: 'get' };
 
 /** What `approve` answers: refused approvals name why, rather than dead-lettering the message. */
@@ -127,7 +133,8 @@ export type ProjectEvent =
   | { type: 'lifecycle'; phase: LifecyclePhase; reason: string; message: string; at: number }
   | { type: 'phase-started'; index: number; iteration: number; at: number }
   | { type: 'tasks-added'; tasks: TaskRecord[] }
-  | { type: 'task-started'; taskId: string; step: number }
+  /** `pool`: the AgentPool the run went to (unset in journals older than pool topics). */
+  | { type: 'task-started'; taskId: string; step: number; pool?: string }
   | { type: 'task-succeeded'; taskId: string; step: number; summary: string; artifacts: ArtifactRef[]; spend: Spend; verdict?: boolean }
   /** `final`: the task failed for good; otherwise it waits to run again (e.g. after a budget raise). */
   | { type: 'task-failed'; taskId: string; step: number; message: string; final: boolean }

@@ -1,20 +1,18 @@
 /**
- * The task runner: a non-durable actor on the node of the project that dispatched the task. It
- * runs the task in the role's agent pool (prompt, LLM calls through the journal, validated
- * structured output), stores the artefacts, and tells the project how it went. Its turn
- * returns at once, so tasks run in parallel; a task lost with its node is dispatched again by
- * the project's check, and its journaled LLM calls are not bought twice.
+ * A task's run: the message a project publishes on its pool's topic, carrying everything the
+ * run needs, and what a pool replica does with it — the role's prompt, LLM calls through the
+ * journal, validated structured output, artefacts stored — ending in the outcome it tells the
+ * project.
  */
-import type { TraceContext } from '@troupe/proto';
-import { defineActor, type ActorType } from '../actors/actor.js';
+import { Envelope, type TraceContext } from '@troupe/proto';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import type { AgentPool } from '../llm/agent-pool.js';
 import type { OutputSpec, TaskOutput } from '../llm/agent-contract.js';
 import type { Budgets } from '../llm/budget.js';
 import { BudgetExceededError } from '../llm/errors.js';
-import { currentTraceContext, traceTask } from '../tracing/runtime-tracing.js';
+import { currentTraceContext } from '../tracing/runtime-tracing.js';
 import { redact } from '../security/redact.js';
 import type { ArtifactStore } from './artifacts.js';
-import type { PoolRegistry } from './pools.js';
 import type { ArtifactRef, Deliverable, ProjectMessage, ProjectState, TaskRecord } from './project.types.js';
 
 /** Everything a task run needs, carried in its message: the runner reads no project state. */
@@ -25,7 +23,6 @@ export interface TaskRun {
   client: string;
   brief: string;
   task: TaskRecord;
-  pools: Record<string, string>;
   deliverables: Deliverable[];
   budget: { maxCostUSD: number; maxTokens?: number; onExceeded: 'Pause' | 'Fail' };
   /** The project's priority (0..100) and deadline (unix ms): what a saturated pool runs first. */
@@ -57,7 +54,6 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
     client: spec.client,
     brief: spec.brief,
     task,
-    pools: spec.pools,
     deliverables: spec.deliverables,
     budget: spec.budget,
     priority: spec.priority,
@@ -76,6 +72,37 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
     artifacts: state.artifacts,
     trace: currentTraceContext(),
   };
+}
+
+/** The type of a task run's envelope on a pool topic. */
+const TASK_RUN = 'troupe.TaskRun';
+
+/**
+ * A run as its pool topic carries it: an Envelope addressed to the run, with `id` (made in the
+ * dispatching turn, so the same on a replay of that turn) naming this dispatch of it.
+ */
+export function encodeTaskRun(id: string, run: TaskRun, now: number): Uint8Array {
+  const key = `${run.namespace}/${run.project}/${run.task.id}@${run.task.step}`;
+  return Envelope.encode({
+    id,
+    target: { type: 'task', id: key },
+    type: TASK_RUN,
+    payload: Buffer.from(JSON.stringify(run)),
+    trace: run.trace,
+    attempt: 1,
+    causationId: '',
+    correlationId: id,
+    createdAt: now,
+  }).finish();
+}
+
+/** The dispatch id and run of a pool topic record; throws when the record is not a task run. */
+export function decodeTaskRun(value: Uint8Array): { id: string; run: TaskRun } {
+  const envelope = Envelope.decode(value);
+  if (envelope.type !== TASK_RUN) {
+    throw new RuntimeError(RuntimeErrorCode.InvalidTask, `a pool topic record holds ${JSON.stringify(envelope.type)}, not a task run`);
+  }
+  return { id: envelope.id, run: JSON.parse(Buffer.from(envelope.payload).toString('utf8')) as TaskRun };
 }
 
 /** What a role is asked, and the shape of its answer. */
@@ -219,40 +246,15 @@ const ASSIGNMENTS: Readonly<Record<string, Assignment>> = {
   },
 };
 
-export interface TaskRunnerOptions {
-  pools: PoolRegistry;
+/** What running a task takes: the pool that runs it, where its artefacts go, and this process's budgets. */
+export interface TaskDeps {
+  pool: AgentPool;
   artifacts: ArtifactStore;
   budgets: Budgets;
-  /** The project actor type, to report back to (a getter: the two actor types refer to each other). */
-  project: () => ActorType<unknown, ProjectMessage, unknown, unknown>;
-  /** Runs in progress on this node, by run key. */
-  running: Set<string>;
-  onError: (error: Error) => void;
 }
 
-export function taskRunnerActor(options: TaskRunnerOptions) {
-  return defineActor<null, TaskRun, never, void>({
-    type: 'task-runner',
-    durable: false,
-    initialState: () => null,
-    apply: (state) => state,
-    receive(ctx, run) {
-      const key = ctx.self.id;
-      if (options.running.has(key)) return;
-      options.running.add(key);
-      void traceTask(run, async () => {
-        const outcome = await execute(run, options);
-        // Told in the task's span: the project's turn that takes the outcome continues the task's trace.
-        ctx.tell(options.project(), `${run.namespace}/${run.project}`, outcome);
-        return outcome;
-      })
-        .catch((error: unknown) => options.onError(toError(error)))
-        .finally(() => options.running.delete(key));
-    },
-  });
-}
-
-async function execute(run: TaskRun, options: TaskRunnerOptions): Promise<ProjectMessage> {
+/** Runs a task in its pool; never throws: a failure is the outcome `task-failed`. */
+export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectMessage> {
   const { task } = run;
   const key = `${run.namespace}/${run.project}`;
   const assignment = ASSIGNMENTS[task.kind === 'planner' ? 'plan' : task.phase];
@@ -266,8 +268,7 @@ async function execute(run: TaskRun, options: TaskRunnerOptions): Promise<Projec
       onExceeded: run.budget.onExceeded,
     });
     options.budgets.resume(key);
-    const pool = options.pools.resolve(run.namespace, task.role, run.pools[task.role]);
-    const outcome = await pool.run({
+    const outcome = await options.pool.run({
       taskId: `${key}/${task.id}`,
       step: task.step,
       account: { client: run.client, project: key, phase: task.phase },

@@ -3,9 +3,9 @@
  * checked against it, and the namespace and action checks. Every tenancy decision of the
  * gateway's HTTP API and stream and of the gRPC RuntimeService is made here.
  */
+import type { TokenClaims } from '@troupe/proto';
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import type { Identity, TopicKey, TopicKind } from './protocol.js';
-import type { TokenClaims } from './tokens.js';
 
 /** Namespaces are DNS labels. */
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -166,6 +166,7 @@ export class LlmClient implements LlmCaller {
       maxOutputTokens: call.maxOutputTokens,
       temperature: call.temperature,
       responseFormat: call.responseFormat,
+      callId: call.callId,
     };
     const cache = call.cache === true ? this.options.responseCache : undefined;
     const cached = await cache?.get(request);

@@ -17,11 +17,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { ActorSystem } from '../actors/actor-system.js';
+import type { ActorClient } from '../actors/actor-client.js';
 import { defineActor, type ActorType } from '../actors/actor.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { CallResult, LlmCall, LlmCaller } from './client.js';
 import type { CallAccount } from './ledger.js';
+import { ledgerEntryOf, type CostLedgerType } from './ledger.actor.js';
 import { withDefaults } from './options.js';
 import { realSleep, type Sleep } from './resilience.js';
 
@@ -66,7 +67,9 @@ const sameHolder = (a: LeaseHolder | undefined, b: LeaseHolder) => a !== undefin
  * const system = await ActorSystem.start({ transport, store, actors: [llmCall, …] });
  * const journaled = new JournaledLlm(system, llmCall, llmClient);
  */
-export function llmCallActor(options: { type?: string } = {}): ActorType<LlmCallState, LlmCallMessage, LlmCallEvent, LlmCallReply> {
+export function llmCallActor(
+  options: { type?: string; /** Told of each purchase, in the turn that journals it. */ ledger?: CostLedgerType } = {},
+): ActorType<LlmCallState, LlmCallMessage, LlmCallEvent, LlmCallReply> {
   return defineActor<LlmCallState, LlmCallMessage, LlmCallEvent, LlmCallReply>({
     type: options.type ?? LLM_CALL_ACTOR,
     initialState: () => ({}),
@@ -92,6 +95,11 @@ export function llmCallActor(options: { type?: string } = {}): ActorType<LlmCall
           // Recorded already (our lease had lapsed and another holder bought it too): the journal's result stands.
           if (result !== undefined) return { type: 'result', result: { ...result, source: 'journal', attempts: 0 } };
           ctx.emit({ type: 'bought', result: message.result, account: message.account });
+          // Sent with this turn's commit, under an id derived from it: a replay of the turn re-sends the same id.
+          if (options.ledger !== undefined) {
+            const entry = ledgerEntryOf(message.result, message.account);
+            ctx.tell(options.ledger, message.account.client, { type: 'record', callId: ctx.self.id, entry });
+          }
           return { type: 'result', result: message.result };
       }
     },
@@ -146,7 +154,8 @@ export class JournaledLlm implements LlmCaller {
   private readonly inFlight = new Map<string, Promise<CallResult>>();
 
   constructor(
-    private readonly system: ActorSystem,
+    /** The node's ActorSystem, or an ActorClient where no actors run (a pool replica). */
+    private readonly system: Pick<ActorClient, 'ask'>,
     private readonly actor: ActorType<LlmCallState, LlmCallMessage, LlmCallEvent, LlmCallReply>,
     private readonly llm: LlmCaller,
     options: Partial<JournaledLlmOptions> = {},

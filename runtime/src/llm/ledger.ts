@@ -1,7 +1,7 @@
 /**
- * The cost ledger: every LLM call bought (and every cache hit), summed per project, role,
- * phase and model. Project status `cost{usd, tokensIn, tokensOut, llmCalls}` and the pools'
- * `tokens`/`costUSD` are views of it.
+ * The cost ledger: every LLM call bought (and every cache hit), summed per client, project,
+ * role, phase and model. The sums are kept in one process by `CostLedger`, and durably for the
+ * whole cluster by the `cost-ledger` actors (ledger.actor.ts), which invoices are made from.
  */
 import type { CallCost } from './pricing.js';
 import { toUSD } from './pricing.js';
@@ -51,7 +51,11 @@ export interface LedgerRow extends LedgerTotals {
 
 export type LedgerFilter = Partial<Pick<LedgerRow, 'project' | 'role' | 'phase' | 'model'>> & { client?: string };
 
-interface Row {
+/**
+ * One row's sums, in whole nano-dollars so that they add exactly: what the ledger folds each
+ * entry into, here and in the durable `cost-ledger` actors (ledger.actor.ts). Plain data.
+ */
+export interface LedgerSums {
   client: string;
   project: string;
   role: string;
@@ -65,77 +69,99 @@ interface Row {
   unpricedCalls: number;
 }
 
+/** The key of the row an entry is summed into: its client, project, role, phase and model. */
+export function rowKey(entry: LedgerEntry): string {
+  const { account, model } = entry;
+  return `${account.client}\u0000${account.project}\u0000${account.role}\u0000${account.phase}\u0000${model}`;
+}
+
+/** `row` with `entry` added, as a new object (a new row when `row` is undefined). */
+export function addToRow(row: LedgerSums | undefined, entry: LedgerEntry): LedgerSums {
+  const { account, model } = entry;
+  const base = row ?? {
+    client: account.client,
+    project: account.project,
+    role: account.role,
+    phase: account.phase,
+    model,
+    calls: 0,
+    cacheHits: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    nanoUSD: 0,
+    unpricedCalls: 0,
+  };
+  if (entry.cached) return { ...base, cacheHits: base.cacheHits + 1 };
+  return {
+    ...base,
+    calls: base.calls + 1,
+    inputTokens: base.inputTokens + entry.usage.inputTokens,
+    outputTokens: base.outputTokens + entry.usage.outputTokens,
+    nanoUSD: base.nanoUSD + entry.cost.nanoUSD,
+    unpricedCalls: base.unpricedCalls + (entry.cost.priced ? 0 : 1),
+  };
+}
+
+/** Whether a row matches every key the filter gives. */
+export function rowMatches(row: LedgerSums, filter: LedgerFilter): boolean {
+  return (
+    (filter.client === undefined || row.client === filter.client) &&
+    (filter.project === undefined || row.project === filter.project) &&
+    (filter.role === undefined || row.role === filter.role) &&
+    (filter.phase === undefined || row.phase === filter.phase) &&
+    (filter.model === undefined || row.model === filter.model)
+  );
+}
+
+/** The sums of some rows, in dollars. */
+export function totalsOf(rows: Iterable<LedgerSums>): LedgerTotals {
+  const sum = { calls: 0, cacheHits: 0, inputTokens: 0, outputTokens: 0, nanoUSD: 0, unpricedCalls: 0 };
+  for (const row of rows) {
+    sum.calls += row.calls;
+    sum.cacheHits += row.cacheHits;
+    sum.inputTokens += row.inputTokens;
+    sum.outputTokens += row.outputTokens;
+    sum.nanoUSD += row.nanoUSD;
+    sum.unpricedCalls += row.unpricedCalls;
+  }
+  const { nanoUSD, ...rest } = sum;
+  return { ...rest, costUSD: toUSD(nanoUSD) };
+}
+
+/** A row as the ledger shows it: its cost in dollars, without the client it is filed under. */
+export function ledgerRow(row: LedgerSums): LedgerRow {
+  const { client: _client, nanoUSD, ...rest } = row;
+  return { ...rest, costUSD: toUSD(nanoUSD) };
+}
+
 /**
+ * The ledger of one process: what its LlmClient bought. A cluster's invoices come from the
+ * durable ledger instead (`ClientLedgers`, ledger.actor.ts), which every node reads.
+ *
  * @example
  * const ledger = new CostLedger();
  * ledger.record({ account, provider: 'openai', model: 'gpt-4o-mini', usage, cost, cached: false });
  * ledger.totals({ project: 'acme/shop' }); // { calls: 1, costUSD: 0.00045, … }
  */
 export class CostLedger {
-  private readonly rowsByKey = new Map<string, Row>();
+  private readonly rowsByKey = new Map<string, LedgerSums>();
 
   record(entry: LedgerEntry): void {
-    const { account, model } = entry;
-    const key = `${account.client}\u0000${account.project}\u0000${account.role}\u0000${account.phase}\u0000${model}`;
-    let row = this.rowsByKey.get(key);
-    if (row === undefined) {
-      row = {
-        client: account.client,
-        project: account.project,
-        role: account.role,
-        phase: account.phase,
-        model,
-        calls: 0,
-        cacheHits: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        nanoUSD: 0,
-        unpricedCalls: 0,
-      };
-      this.rowsByKey.set(key, row);
-    }
-    if (entry.cached) {
-      row.cacheHits += 1;
-      return;
-    }
-    row.calls += 1;
-    row.inputTokens += entry.usage.inputTokens;
-    row.outputTokens += entry.usage.outputTokens;
-    row.nanoUSD += entry.cost.nanoUSD;
-    if (!entry.cost.priced) row.unpricedCalls += 1;
+    const key = rowKey(entry);
+    this.rowsByKey.set(key, addToRow(this.rowsByKey.get(key), entry));
   }
 
   /** Sums of the rows matching `filter` (all rows without one). */
   totals(filter: LedgerFilter = {}): LedgerTotals {
-    const sum = { calls: 0, cacheHits: 0, inputTokens: 0, outputTokens: 0, nanoUSD: 0, unpricedCalls: 0 };
-    for (const row of this.matching(filter)) {
-      sum.calls += row.calls;
-      sum.cacheHits += row.cacheHits;
-      sum.inputTokens += row.inputTokens;
-      sum.outputTokens += row.outputTokens;
-      sum.nanoUSD += row.nanoUSD;
-      sum.unpricedCalls += row.unpricedCalls;
-    }
-    const { nanoUSD, ...rest } = sum;
-    return { ...rest, costUSD: toUSD(nanoUSD) };
+    return totalsOf(this.matching(filter));
   }
 
   /** The rows matching `filter`, one per project, role, phase and model. */
   rows(filter: LedgerFilter = {}): LedgerRow[] {
-    return [...this.matching(filter)].map(({ client: _client, nanoUSD, ...row }) => ({ ...row, costUSD: toUSD(nanoUSD) }));
+    return this.matching(filter).map(ledgerRow);
   }
 
-  private *matching(filter: LedgerFilter): Iterable<Row> {
-    for (const row of this.rowsByKey.values()) {
-      if (
-        (filter.client === undefined || row.client === filter.client) &&
-        (filter.project === undefined || row.project === filter.project) &&
-        (filter.role === undefined || row.role === filter.role) &&
-        (filter.phase === undefined || row.phase === filter.phase) &&
-        (filter.model === undefined || row.model === filter.model)
-      ) {
-        yield row;
-      }
-    }
+  private matching(filter: LedgerFilter): LedgerSums[] {
+    return [...this.rowsByKey.values()].filter((row) => rowMatches(row, filter));
   }
 }

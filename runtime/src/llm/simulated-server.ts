@@ -2,8 +2,9 @@
  * The simulated provider as a loopback HTTP server speaking three wire formats over real
  * sockets — OpenAI chat completions (JSON or SSE), Anthropic messages (JSON or SSE) and Ollama
  * /api/chat (JSON or NDJSON) — so the official SDKs, load tests and crash tests talk to it as
- * to the real thing. It counts what it is asked and what it sells, and can be told to fail the
- * next calls (429 with Retry-After, 5xx, a stall, malformed output).
+ * to the real thing. It counts what it is asked and what it sells — per call too, when clients
+ * send an `Idempotency-Key` (the simulated provider sends its call id) — and can be told to fail
+ * the next calls (429 with Retry-After, 5xx, a stall, malformed output).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -59,6 +60,18 @@ export interface SimulatedServerStats {
   peakInFlight: number;
   /** Sum of completion tokens sold. */
   outputTokens: number;
+  /** Distinct calls among the completions sold, told apart by the `Idempotency-Key` their clients sent. */
+  callIds: number;
+}
+
+/** What the server sold for one call id (the `Idempotency-Key` a client sent with it). */
+export interface AnsweredCall {
+  /** Completions sold for it: more than one when a client asked again for the same call. */
+  answers: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** When it was first asked for (unix ms). */
+  firstSoldAt: number;
 }
 
 /**
@@ -82,7 +95,9 @@ export class SimulatedServer {
     inFlight: 0,
     peakInFlight: 0,
     outputTokens: 0,
+    callIds: 0,
   };
+  private readonly answered = new Map<string, AnsweredCall>();
   private readonly server: Server;
 
   private constructor(private readonly options: SimulatedServerOptions) {
@@ -124,6 +139,11 @@ export class SimulatedServer {
   /** A copy of the counters. */
   stats(): SimulatedServerStats {
     return { ...this.counters, completionsByFormat: { ...this.counters.completionsByFormat } };
+  }
+
+  /** What was sold per call id, by `Idempotency-Key`; requests without one are not in it. */
+  answeredCalls(): Map<string, AnsweredCall> {
+    return new Map([...this.answered].map(([callId, call]) => [callId, { ...call }]));
   }
 
   /** Answers the next `count` chat requests (of any format) with `fault`, after any queued before. */
@@ -179,6 +199,13 @@ export class SimulatedServer {
       this.counters.completions += 1;
       this.counters.completionsByFormat[format] += 1;
       this.counters.outputTokens += answer.usage.outputTokens;
+      const callId = request.headers['idempotency-key'];
+      if (typeof callId === 'string' && callId !== '') {
+        // Sold when asked: a client that dies before the answer arrives has paid for it all the same.
+        const before = this.answered.get(callId);
+        this.answered.set(callId, { answers: (before?.answers ?? 0) + 1, ...answer.usage, firstSoldAt: before?.firstSoldAt ?? Date.now() });
+        this.counters.callIds = this.answered.size;
+      }
       if (parsed.stream) streamAnswer(response, format, parsed, answer, this.options);
       else setTimeout(() => sendAnswer(response, format, parsed.model, answer), simulatedDurationMs(this.options, answer.pieces.length));
     });

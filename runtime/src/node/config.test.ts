@@ -20,7 +20,6 @@ const POOL: Env = {
   TROUPE_POOL_NAMESPACE: 'acme',
   TROUPE_POOL_NAME: 'developers',
   TROUPE_POOL_ROLE: 'developer',
-  TROUPE_POOL_TOPIC: 'troupe.pool.acme.developers',
   TROUPE_MODEL_PROVIDER: 'openai-prod',
   TROUPE_MODEL_NAME: 'gpt-4.1-mini',
   TROUPE_MODEL_TEMPERATURE: '0.2',
@@ -57,8 +56,14 @@ describe('nodeConfig', () => {
   });
 
   it('reads the pool the operator describes, with its provider', () => {
-    const { options } = nodeConfig({ ...CLUSTER, ...POOL, TROUPE_COMPONENTS: 'runtime,pool', TROUPE_HTTP_PORT: '8080' });
+    const { TROUPE_TOKEN_SECRET: _, ...env } = CLUSTER;
+    // An agent pod runs the pool alone: no gRPC, no gateway, so no token secret and no deliveries.
+    const { options } = nodeConfig({ ...env, ...POOL, TROUPE_COMPONENTS: 'pool', TROUPE_HTTP_PORT: '8080' });
     expect(options.httpPort).toBe(8080);
+    expect(options.store).toMatchObject({ kind: 'cassandra', localDataCenter: 'dc1' });
+    expect(options.services).toEqual({ kind: 'redis', url: 'redis://:secret@redis:6379/0' });
+    expect(options.tokenSecret).toBeUndefined();
+    expect(options.delivery).toBeUndefined();
     expect(options.pools).toEqual([
       {
         namespace: 'acme',
@@ -141,8 +146,12 @@ describe('nodeConfig', () => {
       /^TROUPE_PROVIDER_PRICING must be JSON like/,
     );
     refused(
+      { ...CLUSTER, ...POOL, TROUPE_COMPONENTS: 'pool', TROUPE_PROVIDER_SIMULATED: 'fast' },
+      /^TROUPE_PROVIDER_SIMULATED must be JSON like/,
+    );
+    refused(
       { ...CLUSTER, ...POOL, TROUPE_COMPONENTS: 'runtime,pool', TROUPE_PROVIDER_API_KEY: undefined },
-      /^TROUPE_PROVIDER_TYPE, TROUPE_PROVIDER_API_KEY or TROUPE_PROVIDER_PRICING describe no usable provider: ModelProvider openai-prod of type openai needs an API key/,
+      /^TROUPE_PROVIDER_TYPE, TROUPE_PROVIDER_API_KEY, TROUPE_PROVIDER_PRICING or TROUPE_PROVIDER_SIMULATED describe no usable provider: ModelProvider openai-prod of type openai needs an API key/,
     );
   });
 });

@@ -10,6 +10,7 @@ import type { PoolResource } from '../domain/pools.js';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import { createProvider } from '../llm/providers/create-provider.js';
 import type { ProviderType } from '../llm/providers/provider.js';
+import type { SimulatedModelOptions } from '../llm/providers/simulated.js';
 import type { ModelPrice } from '../llm/pricing.js';
 import { NODE_COMPONENTS, NODE_DEFAULTS, type NodeComponent, type NodeOptions } from './start-node.js';
 
@@ -105,7 +106,7 @@ export function nodeConfig(env: Env, defaults: ConfigDefaults = {}): NodeConfig 
     httpPort: port(env, 'TROUPE_HTTP_PORT', NODE_DEFAULTS.httpPort),
     artifactsDir: optional(env, 'TROUPE_ARTIFACTS_DIR') ?? join(tmpdir(), 'troupe-artifacts'),
   };
-  if (has('runtime')) {
+  if (has('runtime') || has('pool')) {
     options.store = {
       kind: 'cassandra',
       contactPoints: list(env, 'TROUPE_CASSANDRA_CONTACT_POINTS', "the Cassandra nodes, 'host' or 'host:port' separated by commas"),
@@ -118,6 +119,8 @@ export function nodeConfig(env: Env, defaults: ConfigDefaults = {}): NodeConfig 
       throw invalid('TROUPE_REDIS_URL', 'must be a redis:// or rediss:// URL');
     }
     options.services = { kind: 'redis', url };
+  }
+  if (has('runtime')) {
     const smtp = optional(env, 'TROUPE_SMTP_URL');
     const mailFrom = optional(env, 'TROUPE_MAIL_FROM');
     options.delivery = {
@@ -210,15 +213,33 @@ function providerFromEnv(env: Env, name: string) {
       );
     }
   }
+  const simulatedText = optional(env, 'TROUPE_PROVIDER_SIMULATED');
+  let simulated: Partial<SimulatedModelOptions> | undefined;
+  if (simulatedText !== undefined) {
+    try {
+      simulated = JSON.parse(simulatedText) as Partial<SimulatedModelOptions>;
+    } catch (error) {
+      throw invalid(
+        'TROUPE_PROVIDER_SIMULATED',
+        `must be JSON like {"latencyMs":200,"tokensPerSecond":80,"seed":1}: ${toError(error).message}`,
+        error,
+      );
+    }
+  }
   try {
     return createProvider(
       name,
-      { type: type as ProviderType, ...(baseURL === undefined ? {} : { baseURL }), ...(pricing === undefined ? {} : { pricing }) },
+      {
+        type: type as ProviderType,
+        ...(baseURL === undefined ? {} : { baseURL }),
+        ...(pricing === undefined ? {} : { pricing }),
+        ...(simulated === undefined ? {} : { simulated }),
+      },
       { apiKey: optional(env, 'TROUPE_PROVIDER_API_KEY') },
     );
   } catch (error) {
     throw invalid(
-      'TROUPE_PROVIDER_TYPE, TROUPE_PROVIDER_API_KEY or TROUPE_PROVIDER_PRICING',
+      'TROUPE_PROVIDER_TYPE, TROUPE_PROVIDER_API_KEY, TROUPE_PROVIDER_PRICING or TROUPE_PROVIDER_SIMULATED',
       `describe no usable provider: ${toError(error).message}`,
       error,
     );

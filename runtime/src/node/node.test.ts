@@ -15,7 +15,7 @@ import { ProjectPhase, RuntimeServiceClient, ServingStatus, type SubmitProject }
 import { freePort, infra, parsePrometheus, sampleValue, startPrivateServer, type MetricFamily } from '@troupe/harness';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FileArtifactStore } from '../domain/artifacts.js';
+import { BlobArtifactStore, FileBlobStore } from '../domain/artifacts.js';
 import { SIM_PRICES, samplePools, submitCommand } from '../domain/company-fixtures.js';
 import { Company } from '../domain/company.js';
 import { StreamClient } from '../gateway/testing/stream-client.js';
@@ -122,7 +122,7 @@ describe('the runtime node', () => {
     const transport = await openTransport({ kind: 'kafka', brokers: infra().kafka.brokers, clientId: 'node-test-client' });
     const company = await Company.connect({
       transport,
-      artifacts: new FileArtifactStore(artifactsDir()),
+      artifacts: new BlobArtifactStore({ blobs: new FileBlobStore(artifactsDir()) }),
       nodeId: `node-test-client-${randomUUID()}`,
     });
     cleanups.push(async () => {
@@ -394,6 +394,66 @@ describe('the runtime node', () => {
     expect(sampleValue(families, 'troupe_llm_cost_usd_total', { namespace })).toBeCloseTo(cost?.usd ?? 0, 9);
     expect(sampleValue(families, 'troupe_budget_remaining_usd', { namespace, project: 'shop' })).toBeCloseTo(5 - (cost?.usd ?? 0), 6);
     expect(sampleValue(families, 'troupe_actor_turns_total', { actor_type: 'llm-call', outcome: 'ok' })).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('runs a project’s tasks on pool replicas of their own, which the project waits for', async () => {
+    const server = await SimulatedServer.start({ latencyMs: 20, tokensPerSecond: Infinity, seed: 11 });
+    cleanups.push(() => server.close());
+    const namespace = `replicas-${randomUUID().slice(0, 8)}`;
+    const common = {
+      transport: { kind: 'kafka' as const, brokers: infra().kafka.brokers, clientId: `node-test-${namespace}` },
+      store: { kind: 'cassandra' as const, ...infra().cassandra, keyspace: KEYSPACE },
+      services: { kind: 'redis' as const, url: infra().redis.url },
+      host: '127.0.0.1',
+      httpPort: 0,
+      artifactsDir: artifactsDir(),
+      taskCheckMs: 1_000,
+    };
+    const runtime = await startNode({
+      ...common,
+      components: ['runtime'],
+      nodeId: `${namespace}-runtime`,
+      grpcPort: 0,
+      tokenSecret: SECRET,
+    });
+    cleanups.push(() => runtime.stop());
+    await runtime.company.submitProject(`${namespace}/shop`, submitCommand(namespace, 'shop', { maxCostUSD: 5 }));
+    // No pool runs yet: the project's first task waits for one instead of failing.
+    await eventually(async () => expect((await runtime.company.getProject(namespace, 'shop'))?.status?.currentPhase).toBe('requirements'));
+    expect((await runtime.company.getProject(namespace, 'shop'))?.status?.progress?.tasksDone).toBe(0);
+
+    const replica = (n: number) =>
+      startNode({
+        ...common,
+        components: ['pool'],
+        nodeId: `${namespace}-agents-${n}`,
+        providers: [createProvider('simulated', { type: 'simulated', baseURL: server.openaiBaseURL, pricing: SIM_PRICES })],
+        pools: samplePools(namespace),
+      });
+    const replicas = [await replica(0), await replica(1)];
+    for (const started of replicas) cleanups.push(() => started.stop());
+    expect(replicas.every((started) => started.grpcAddress === undefined)).toBe(true);
+
+    await eventually(
+      async () => {
+        const { phase, conditions } = (await runtime.company.getProject(namespace, 'shop'))?.status ?? {};
+        expect({ phase, conditions }).toMatchObject({ phase: ProjectPhase.DELIVERED });
+      },
+      180_000,
+      500,
+    );
+    const status = (await runtime.company.getProject(namespace, 'shop'))?.status;
+    // Every call was bought once, by whichever replica ran its task.
+    expect(status?.cost?.llmCalls).toBe(server.stats().completions);
+    // The runtime node runs no pool, and lists each one with the replicas that report it.
+    await eventually(async () => {
+      const pools = await runtime.company.listPools(namespace);
+      expect(pools.map((entry) => [entry.status?.pool, entry.status?.ready]).sort()).toEqual(
+        samplePools(namespace)
+          .map((pool) => [pool.name, 2])
+          .sort(),
+      );
+    }, 30_000);
   }, 300_000);
 
   // Last: a node that gave up draining stays in the runtime nodes' group until its session times out.

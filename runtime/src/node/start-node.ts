@@ -1,14 +1,15 @@
 /**
  * A runtime node of a cluster, composed: what `node/main.ts` runs in each pod, and what tests
  * start directly. It runs the components it is given — `runtime` (the project actors and the gRPC
- * RuntimeService, on Kafka, Cassandra and Redis), `pool` (agent pools in that runtime), `gateway`
+ * RuntimeService), `pool` (a replica of agent pools, taking tasks from their pool topics), both on
+ * Kafka, Cassandra and Redis, and `gateway`
  * (the uWebSockets.js gateway and dashboard) — and beside them the ops endpoint: Prometheus
  * metrics of every component, liveness, and readiness that checks the broker, the store and
  * Redis for real. `stop` shuts down gracefully: readiness fails first, the ports close, turns in
  * flight finish, offsets are committed and the node leaves its consumer group.
  */
 import { EVENTS_TOPIC } from '../domain/project-events.js';
-import { FileArtifactStore } from '../domain/artifacts.js';
+import { BlobArtifactStore, FileBlobStore } from '../domain/artifacts.js';
 import { COMPANY_DEFAULTS, Company } from '../domain/company.js';
 import type { PoolResource } from '../domain/pools.js';
 import { startCompanyStack, type CompanyStack, type DeliveryConfig } from '../company-stack.js';
@@ -43,12 +44,12 @@ export interface NodeGatewayOptions {
 }
 
 export interface NodeOptions {
-  /** What this process runs. `pool` needs `runtime` beside it: its agents serve that runtime's projects. */
+  /** What this process runs. */
   components: readonly NodeComponent[];
   transport: TransportConfig;
-  /** Where the actors' state is kept; `runtime` needs it. */
+  /** Where the actors' state and the artefacts' catalog are kept; `runtime` and `pool` need it. */
   store?: StoreConfig;
-  /** Cluster-wide rate limits and the response cache; `runtime` needs them. */
+  /** Cluster-wide rate limits and the response cache; `runtime` and `pool` need them. */
   services?: ServicesConfig;
   /** Unique in the cluster and stable across restarts of this node (a pod's name). */
   nodeId: string;
@@ -154,14 +155,16 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
     const transport = await openTransport(settings.transport);
     parts.transport = transport;
     parts.health.addCheck({ name: transport.kind, check: async () => void (await transport.endOffset(EVENTS_TOPIC, 0)) });
-    const artifacts = new FileArtifactStore(settings.artifactsDir);
+    // Deliverables' bytes, on the volume every node shares; their catalog is in the store.
+    const blobs = new FileBlobStore(settings.artifactsDir);
     const companyOptions = {
       nodeId: settings.nodeId,
       groupId: settings.groupId,
       partitions: settings.partitions,
       onError: settings.onError,
     };
-    if (has('runtime')) {
+    if (has('runtime') || has('pool')) {
+      // A pool replica keeps its artefacts' catalog there; only a runtime keeps actors.
       const store = await openStore(settings.store!);
       parts.store = store;
       // A read of an actor no one writes: one cheap single-partition query.
@@ -174,11 +177,16 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
       parts.health.addCheck({ name: services.kind, check: async () => void (await services.responseCache.get('troupe-health')) });
       parts.stack = await startCompanyStack({
         transport,
-        store,
-        artifacts,
+        ...(has('runtime') ? { store } : {}),
+        artifacts: new BlobArtifactStore({ blobs, catalog: store }),
         providers: settings.providers,
         pools: settings.pools,
-        grpc: { host: settings.host, port: settings.grpcPort, tokens: tokens! },
+        ...(!has('runtime')
+          ? {}
+          : {
+              grpc: { host: settings.host, port: settings.grpcPort, tokens: tokens! },
+              ...(settings.delivery === undefined ? {} : { delivery: settings.delivery }),
+            }),
         // Limits are shared through Redis; while it is down each node keeps to them on its own.
         rateLimiter: new LlmRateLimiter({
           cluster: services.rateLimiter,
@@ -187,12 +195,12 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
         }),
         responseCache: new LlmResponseCache(services.responseCache, { onError: settings.onError }),
         instrumentation: metrics,
-        ...(settings.delivery === undefined ? {} : { delivery: settings.delivery }),
         company: { ...companyOptions, taskCheckMs: settings.taskCheckMs },
       });
       company = parts.stack.company;
     } else {
-      parts.client = await Company.connect({ transport, artifacts, ...companyOptions });
+      // No store here: artefacts are read by the sha256 a project's status gives.
+      parts.client = await Company.connect({ transport, artifacts: new BlobArtifactStore({ blobs }), ...companyOptions });
       company = parts.client;
     }
     if (has('gateway')) {
@@ -260,14 +268,12 @@ function validate(options: NodeOptions): void {
   const unknown = components.find((component) => !NODE_COMPONENTS.includes(component));
   if (unknown !== undefined) throw invalid('components', `names ${JSON.stringify(unknown)}, not one of ${NODE_COMPONENTS.join(', ')}`);
   const has = (component: NodeComponent) => components.includes(component);
-  if (has('pool') && !has('runtime')) {
-    // Tasks run on the node of the project that dispatched them; no node sends work to a pool elsewhere.
-    throw invalid('components', 'includes pool without runtime: an agent pool serves the projects of the runtime in its own process');
-  }
   if (has('pool') !== options.pools.length > 0)
     throw invalid('pools', has('pool') ? 'must name the pool the pool component runs' : 'are given, but components do not include pool');
-  if (has('runtime') && options.store === undefined) throw invalid('store', 'is required with the runtime component');
-  if (has('runtime') && options.services === undefined) throw invalid('services', 'is required with the runtime component');
+  if ((has('runtime') || has('pool')) && options.store === undefined)
+    throw invalid('store', 'is required with the runtime and pool components');
+  if ((has('runtime') || has('pool')) && options.services === undefined)
+    throw invalid('services', 'is required with the runtime and pool components');
   if (has('gateway') && options.gateway === undefined) throw invalid('gateway', 'is required with the gateway component');
   if ((has('runtime') || has('gateway')) && options.tokenSecret === undefined)
     throw invalid(

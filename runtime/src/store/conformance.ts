@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { RuntimeErrorCode } from '../errors.js';
-import type { ActorRef, OutboxMessage, Store, Timer, TurnWrite } from './store.js';
+import type { ActorRef, ArtifactRecord, OutboxMessage, Store, Timer, TurnWrite } from './store.js';
 
 /** How the suite reaches one implementation's storage. */
 export interface StoreFixture {
@@ -470,6 +470,53 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
           expect(await store.hasApplied(actor, 'fresh')).toBe(false);
         });
       }
+    });
+
+    describe('artefact catalog', () => {
+      const artifact = (project: string, name: string, sha: string, storedAt: number): ArtifactRecord => ({
+        namespace: `conformance-${run}`,
+        project,
+        name,
+        kind: name.startsWith('src/') ? 'code' : 'docs',
+        sha256: sha.repeat(64),
+        bytes: 100 + name.length,
+        uri: `troupe://artifacts/conformance-${run}/${project}/${name}`,
+        storedAt,
+      });
+
+      it('records artefacts and lists a project’s by name', async () => {
+        const readme = artifact('shop', 'README.md', 'a', 1_000);
+        const cart = artifact('shop', 'src/cart.ts', 'b', 1_001);
+        const index = artifact('shop', 'src/index.ts', 'c', 1_002);
+        for (const record of [index, readme, cart]) await store.putArtifact(record);
+
+        expect(await store.getArtifact(readme.namespace, 'shop', 'src/cart.ts')).toEqual(cart);
+        expect(await store.listArtifacts(readme.namespace, 'shop')).toEqual([readme, cart, index]);
+        expect(await store.getArtifact(readme.namespace, 'shop', 'src/missing.ts')).toBeUndefined();
+      });
+
+      it('replaces the record of a name written again, and keeps each project’s to itself', async () => {
+        const first = artifact('blog', 'src/post.ts', 'd', 2_000);
+        const rewritten = { ...artifact('blog', 'src/post.ts', 'e', 2_500), bytes: 4_096 };
+        const other = artifact('wiki', 'src/post.ts', 'f', 2_100);
+        await store.putArtifact(first);
+        await store.putArtifact(other);
+        await store.putArtifact(rewritten);
+
+        expect(await store.getArtifact(first.namespace, 'blog', 'src/post.ts')).toEqual(rewritten);
+        expect(await store.listArtifacts(first.namespace, 'blog')).toEqual([rewritten]);
+        expect(await store.listArtifacts(first.namespace, 'wiki')).toEqual([other]);
+        expect(await store.listArtifacts(`conformance-${run}-elsewhere`, 'blog')).toEqual([]);
+      });
+
+      it('keeps the catalog across a restart', async () => {
+        const record = artifact('kept', 'requirements.md', '0', 3_000);
+        await store.putArtifact(record);
+
+        await restart();
+
+        expect(await store.listArtifacts(record.namespace, 'kept')).toEqual([record]);
+      });
     });
 
     describe('many actors', () => {

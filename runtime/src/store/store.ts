@@ -1,7 +1,8 @@
 /**
- * The Store contract: event-sourced actor state, durable timers, an outbox, idempotent inputs
- * and partition fencing. `embedded` (SQLite) and `cassandra` implement it, and one
- * conformance suite runs against both.
+ * The Store contract: event-sourced actor state, durable timers, an outbox, idempotent inputs,
+ * partition fencing, and the catalog of artefacts (what each project's deliverables hash to and
+ * where their bytes are). `embedded` (SQLite) and `cassandra` implement it, and one conformance
+ * suite runs against both.
  */
 
 /** The address of a virtual actor. */
@@ -92,6 +93,25 @@ export interface ActorRecord {
   outbox: OutboxMessage[];
 }
 
+/** What the Store records of an artefact; its bytes live in a blob store, addressed by `sha256`. */
+export interface ArtifactRecord {
+  /** The project's namespace. */
+  namespace: string;
+  /** The project's name. */
+  project: string;
+  /** A relative path such as `src/cart.ts`, unique in the project. */
+  name: string;
+  /** The deliverable it belongs to: requirements, architecture, code, tests, docs or deployment. */
+  kind: string;
+  /** Of the bytes, lowercase hex: readers refuse bytes that hash otherwise. */
+  sha256: string;
+  bytes: number;
+  /** `troupe://artifacts/<namespace>/<project>/<name>`, as the project's status lists it. */
+  uri: string;
+  /** When these bytes were stored, unix ms. */
+  storedAt: number;
+}
+
 export interface Store {
   readonly kind: 'embedded' | 'cassandra';
   load(actor: ActorRef): Promise<ActorRecord>;
@@ -127,5 +147,11 @@ export interface Store {
    * again at 1), so the latest claimer always owns the scope.
    */
   claimNext(scope: string): Promise<number>;
+  /** Records an artefact, replacing the project's record of the same name. */
+  putArtifact(record: ArtifactRecord): Promise<void>;
+  /** The record of a project's artefact, or undefined when it has none of that name. */
+  getArtifact(namespace: string, project: string, name: string): Promise<ArtifactRecord | undefined>;
+  /** The records of a project's artefacts, by name. */
+  listArtifacts(namespace: string, project: string): Promise<ArtifactRecord[]>;
   close(): Promise<void>;
 }

@@ -23,6 +23,8 @@ export interface ProjectSpec {
   pools?: Record<string, string>;
   /** Workflow phases that wait for `kubectl annotate project NAME troupe.dev/approve=PHASE`. */
   approvals?: string[];
+  /** How long a phase may wait for its approval: `30m`, `24h`, `1h30m`; no limit when unset. */
+  approvalTimeout?: string;
   priority?: number;
   /** RFC 3339. */
   deadline?: string;

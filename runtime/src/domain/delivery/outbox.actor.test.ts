@@ -12,7 +12,7 @@ import { ActorSystem } from '../../actors/actor-system.js';
 import { openStore } from '../../store/open.js';
 import { eventually } from '../../testing/eventually.js';
 import { openTransport } from '../../transport/open.js';
-import { FileArtifactStore } from '../artifacts.js';
+import { BlobArtifactStore, FileBlobStore } from '../artifacts.js';
 import { signedWith } from './delivery-fixtures.js';
 import { deliveryActors } from './delivery.js';
 import { DELIVERY_DEFAULTS, type OutboxMessage, type ProjectInfo } from './delivery.types.js';
@@ -67,7 +67,7 @@ describe('the delivery outbox', () => {
         secrets: new FileSecrets(join(dir, 'secrets')),
         retry: { baseDelayMs: 20, maxDelayMs: 80, maxAttempts: 4, attemptTimeoutMs: 10_000 },
       },
-      new FileArtifactStore(join(dir, 'artifacts')),
+      new BlobArtifactStore({ blobs: new FileBlobStore(join(dir, 'artifacts')), catalog: store }),
       (error) => errors.push(error),
     );
     const system = await ActorSystem.start({

@@ -5,13 +5,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NewClaims } from '@troupe/proto';
 import type { RuntimeApi } from '../../api/runtime-api.js';
 import { SIM_PRICES, samplePools, submitCommand } from '../../domain/company-fixtures.js';
 import { startEmbeddedRuntime } from '../../embedded.js';
 import { createProvider } from '../../llm/providers/create-provider.js';
 import { SimulatedServer } from '../../llm/simulated-server.js';
 import { Gateway, type GatewayOptions } from '../gateway.js';
-import { Tokens, type NewClaims } from '../tokens.js';
+import { Tokens } from '../tokens.js';
 
 export { submitCommand };
 

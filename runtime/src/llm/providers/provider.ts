@@ -23,6 +23,12 @@ export interface CompletionRequest {
   temperature?: number;
   /** `json` asks for a JSON object where the wire format can say so (OpenAI, Ollama). */
   responseFormat?: 'text' | 'json';
+  /**
+   * The caller's id of the call (`LlmCall.callId`), the same when a crash makes it ask again.
+   * Sent where the wire can carry it (the simulated provider's `Idempotency-Key` header), so the
+   * far side can tell a repeated call from a new one.
+   */
+  callId?: string;
   signal?: AbortSignal;
 }
 

@@ -95,6 +95,26 @@ describe.each(providers)('%s against the simulated server', (_name, create) => {
   });
 });
 
+describe('the simulated server', () => {
+  it('counts what it sold per call, by the call id the simulated provider sends, so repeats stand apart', async () => {
+    const provider = new SimulatedProvider({ name: 'simulated', apiKey: API_KEY, baseURL: server.openaiBaseURL });
+    const before = server.stats();
+    await provider.complete({ ...request, callId: 'acme/shop/req-1/0' });
+    await provider.complete({ ...request, callId: 'acme/shop/req-1/0' });
+    await provider.complete({ ...request, callId: 'acme/shop/req-2/0' });
+    await provider.complete(request);
+    const after = server.stats();
+    expect(after.completions - before.completions).toBe(4);
+    expect(after.callIds - before.callIds).toBe(2);
+    const usage = simulateAnswer(request, SEED).usage;
+    expect(server.answeredCalls().get('acme/shop/req-1/0')).toEqual({ answers: 2, ...usage, firstSoldAt: expect.any(Number) });
+    expect(server.answeredCalls().get('acme/shop/req-2/0')).toEqual({ answers: 1, ...usage, firstSoldAt: expect.any(Number) });
+    expect(server.answeredCalls().get('acme/shop/req-1/0')!.firstSoldAt).toBeLessThanOrEqual(
+      server.answeredCalls().get('acme/shop/req-2/0')!.firstSoldAt,
+    );
+  });
+});
+
 describe('provider errors', () => {
   it('never carry the API key, even when the server echoes it', async () => {
     const wrongKey = 'sk-wrong-key-that-must-not-leak';

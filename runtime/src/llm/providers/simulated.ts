@@ -264,6 +264,7 @@ export class SimulatedProvider implements LlmProvider {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }),
+            ...(request.callId === undefined ? {} : { 'idempotency-key': request.callId }),
           },
         },
         (response) => {

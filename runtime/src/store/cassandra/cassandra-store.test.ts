@@ -74,7 +74,7 @@ describe('CassandraStore', () => {
     const versions = (await cql(`SELECT version FROM ${keyspace}.schema_version`)).rows.map((row) => row['version']);
     expect(versions).toEqual(MIGRATIONS.map((migration) => migration.version));
     const tables = (await cql('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [keyspace])).rows;
-    expect(tables.map((row) => row['table_name']).sort()).toEqual(['actors', 'fences', 'schema_version', 'timers']);
+    expect(tables.map((row) => row['table_name']).sort()).toEqual(['actors', 'artifacts', 'fences', 'schema_version', 'timers']);
   });
 
   it('refuses a keyspace written by a newer schema version', async () => {
@@ -189,12 +189,23 @@ describe('CassandraStore', () => {
       // are written directly: input #n in slot n % keep, and the head's count of inputs.
       for (let start = 1; start <= keep; start += 500) {
         const queries = Array.from({ length: 500 }, (_, k) => [
-          { query: `INSERT INTO ${keyspace}.actors (actor_type, actor_id, kind, pos, name) VALUES (?, ?, 'input', 0, ?)`, params: [actor.type, actor.id, `input-${start + k}`] },
-          { query: `INSERT INTO ${keyspace}.actors (actor_type, actor_id, kind, pos, name, ref) VALUES (?, ?, 'slot', ?, '', ?)`, params: [actor.type, actor.id, (start + k) % keep, `input-${start + k}`] },
+          {
+            query: `INSERT INTO ${keyspace}.actors (actor_type, actor_id, kind, pos, name) VALUES (?, ?, 'input', 0, ?)`,
+            params: [actor.type, actor.id, `input-${start + k}`],
+          },
+          {
+            query: `INSERT INTO ${keyspace}.actors (actor_type, actor_id, kind, pos, name, ref) VALUES (?, ?, 'slot', ?, '', ?)`,
+            params: [actor.type, actor.id, (start + k) % keep, `input-${start + k}`],
+          },
         ]).flat();
         await admin.batch(queries, { prepare: true, logged: false });
       }
-      await cql(`UPDATE ${keyspace}.actors SET inputs = ?, version = ? WHERE actor_type = ? AND actor_id = ?`, [keep, keep, actor.type, actor.id]);
+      await cql(`UPDATE ${keyspace}.actors SET inputs = ?, version = ? WHERE actor_type = ? AND actor_id = ?`, [
+        keep,
+        keep,
+        actor.type,
+        actor.id,
+      ]);
 
       for (let n = keep + 1; n <= keep + 5; n += 1) {
         await store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${n}` } });
@@ -202,9 +213,9 @@ describe('CassandraStore', () => {
       const applied = (n: number) => store.hasApplied(actor, `input-${n}`);
       expect(await Promise.all([1, 2, 3, 4, 5].map(applied))).toEqual([false, false, false, false, false]);
       expect(await Promise.all([6, keep, keep + 1, keep + 5].map(applied))).toEqual([true, true, true, true]);
-      await expect(
-        store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${keep + 5}` } }),
-      ).rejects.toMatchObject({ code: RuntimeErrorCode.DuplicateInput });
+      await expect(store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${keep + 5}` } })).rejects.toMatchObject({
+        code: RuntimeErrorCode.DuplicateInput,
+      });
     });
 
     it('never fires a queued timer its actor does not hold, and clears it once its turn is over', async () => {

@@ -4,11 +4,12 @@
  * written entirely or not at all, and only if no other write landed on the actor since the turn
  * read it. Timers are mirrored into a per-shard queue, and partition fences kept in their own
  * table; the class comment explains how those other partitions stay consistent with the turn.
+ * The artefact catalog is a table of its own, a partition per project.
  */
 import cassandra from 'cassandra-driver';
 
 import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
-import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, StoredEvent, Timer, TurnWrite } from '../store.js';
+import type { ActorRecord, ActorRef, ArtifactRecord, Fence, OutboxMessage, Store, StoredEvent, Timer, TurnWrite } from '../store.js';
 import { migrate } from './migrations.js';
 import { toStoreError } from './store-error.js';
 
@@ -124,6 +125,10 @@ function statements(ks: string) {
     fence: `SELECT epoch FROM ${ks}.fences WHERE scope = ?`,
     raiseFence: `UPDATE ${ks}.fences SET epoch = ? WHERE scope = ? IF epoch <= ?`,
     createFence: `INSERT INTO ${ks}.fences (scope, epoch) VALUES (?, ?) IF NOT EXISTS`,
+
+    putArtifact: `INSERT INTO ${ks}.artifacts (namespace, project, name, kind, sha256, bytes, uri, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    artifact: `SELECT namespace, project, name, kind, sha256, bytes, uri, stored_at FROM ${ks}.artifacts WHERE namespace = ? AND project = ? AND name = ?`,
+    artifacts: `SELECT namespace, project, name, kind, sha256, bytes, uri, stored_at FROM ${ks}.artifacts WHERE namespace = ? AND project = ?`,
   };
 }
 
@@ -393,6 +398,24 @@ export class CassandraStore implements Store {
     throw new RuntimeError(RuntimeErrorCode.Conflict, `${scope}: the fence kept changing while a new owner claimed it`, {
       retriable: true,
     });
+  }
+
+  /** A plain upsert: of two writers of one name, the later write wins, as a rewritten file would. */
+  async putArtifact(record: ArtifactRecord): Promise<void> {
+    this.ensureOpen();
+    const { namespace, project, name, kind, sha256, bytes, uri, storedAt } = record;
+    await this.execute(this.sql.putArtifact, [namespace, project, name, kind, sha256, bytes, uri, storedAt], 'write');
+  }
+
+  async getArtifact(namespace: string, project: string, name: string): Promise<ArtifactRecord | undefined> {
+    this.ensureOpen();
+    const row = await this.first(this.sql.artifact, [namespace, project, name]);
+    return row === undefined ? undefined : toArtifact(row);
+  }
+
+  async listArtifacts(namespace: string, project: string): Promise<ArtifactRecord[]> {
+    this.ensureOpen();
+    return (await this.rows(this.sql.artifacts, [namespace, project])).map(toArtifact);
   }
 
   /** Closes the connections; later calls fail with CLOSED. Closing again does nothing. */
@@ -671,6 +694,19 @@ function bytes(value: unknown): Uint8Array {
 /** The driver binds blobs from Buffers only; this one shares the caller's memory. */
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function toArtifact(row: Row): ArtifactRecord {
+  return {
+    namespace: row['namespace'] as string,
+    project: row['project'] as string,
+    name: row['name'] as string,
+    kind: row['kind'] as string,
+    sha256: row['sha256'] as string,
+    bytes: long(row['bytes'])!,
+    uri: row['uri'] as string,
+    storedAt: long(row['stored_at'])!,
+  };
 }
 
 function toOutboxMessage(row: Row): OutboxMessage {

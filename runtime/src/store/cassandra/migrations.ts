@@ -89,6 +89,24 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: 'the artefact catalog',
+    // One partition per project, its artefacts clustered by name: a project is listed in one read.
+    statements: (ks) => [
+      `CREATE TABLE IF NOT EXISTS ${ks}.artifacts (
+        namespace text,
+        project text,
+        name text,
+        kind text,
+        sha256 text,
+        bytes bigint,
+        uri text,
+        stored_at bigint,
+        PRIMARY KEY ((namespace, project), name)
+      )`,
+    ],
+  },
 ];
 
 /** What `migrate` needs to reach and shape the keyspace. */

@@ -1,6 +1,7 @@
 /**
  * The embedded Store: one SQLite file (better-sqlite3) holding every actor's journal, latest
- * snapshot, applied input ids, timers, outbox and the partition fences, for one process.
+ * snapshot, applied input ids, timers, outbox, the partition fences and the artefact catalog,
+ * for one process.
  * Each turn is applied in its own savepoint, so a turn is on disk entirely or not at all; the
  * turns and outbox acknowledgements requested in one turn of the event loop share a transaction
  * (group commit), so a busy node pays for one WAL commit per batch rather than per turn.
@@ -11,7 +12,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
 import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
-import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, StoredEvent, Timer, TurnWrite } from '../store.js';
+import type { ActorRecord, ActorRef, ArtifactRecord, Fence, OutboxMessage, Store, StoredEvent, Timer, TurnWrite } from '../store.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -122,6 +123,20 @@ const MIGRATIONS: readonly string[] = [
     0
   );
   `,
+  // The artefact catalog: one row per project and artefact name, read a project at a time.
+  `
+  CREATE TABLE artifacts (
+    namespace TEXT NOT NULL,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    uri TEXT NOT NULL,
+    stored_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, project, name)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;
@@ -147,6 +162,16 @@ interface OutboxRow {
   value: Buffer;
   headers: string;
 }
+interface ArtifactRow {
+  namespace: string;
+  project: string;
+  name: string;
+  kind: string;
+  sha256: string;
+  bytes: number;
+  uri: string;
+  stored_at: number;
+}
 interface TimerRow {
   shard: string;
   due_at: number;
@@ -165,6 +190,8 @@ interface GroupedWrite {
   reject(error: unknown): void;
   failure?: unknown;
 }
+
+const ARTIFACT_COLUMNS = 'namespace, project, name, kind, sha256, bytes, uri, stored_at';
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -217,6 +244,18 @@ function prepareStatements(db: Database.Database) {
     fenceEpoch: db.prepare<[scope: string], { epoch: number }>('SELECT epoch FROM fences WHERE scope = ?'),
     setFence: db.prepare<[scope: string, epoch: number]>(
       'INSERT INTO fences (scope, epoch) VALUES (?, ?) ON CONFLICT (scope) DO UPDATE SET epoch = excluded.epoch',
+    ),
+    putArtifact: db.prepare<ArtifactRow>(
+      `INSERT INTO artifacts (namespace, project, name, kind, sha256, bytes, uri, stored_at)
+       VALUES (@namespace, @project, @name, @kind, @sha256, @bytes, @uri, @stored_at)
+       ON CONFLICT (namespace, project, name) DO UPDATE SET
+         kind = excluded.kind, sha256 = excluded.sha256, bytes = excluded.bytes, uri = excluded.uri, stored_at = excluded.stored_at`,
+    ),
+    artifact: db.prepare<[namespace: string, project: string, name: string], ArtifactRow>(
+      `SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE namespace = ? AND project = ? AND name = ?`,
+    ),
+    artifacts: db.prepare<[namespace: string, project: string], ArtifactRow>(
+      `SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE namespace = ? AND project = ? ORDER BY name`,
     ),
   };
 }
@@ -351,6 +390,22 @@ export class EmbeddedStore implements Store {
 
   async claimNext(scope: string): Promise<number> {
     return this.use(() => this.claimNextTx.immediate(scope));
+  }
+
+  async putArtifact(record: ArtifactRecord): Promise<void> {
+    const { namespace, project, name, kind, sha256, bytes, uri, storedAt } = record;
+    return this.group(() => this.sql.putArtifact.run({ namespace, project, name, kind, sha256, bytes, uri, stored_at: storedAt }));
+  }
+
+  async getArtifact(namespace: string, project: string, name: string): Promise<ArtifactRecord | undefined> {
+    return this.use(() => {
+      const row = this.sql.artifact.get(namespace, project, name);
+      return row === undefined ? undefined : toArtifact(row);
+    });
+  }
+
+  async listArtifacts(namespace: string, project: string): Promise<ArtifactRecord[]> {
+    return this.use(() => this.sql.artifacts.all(namespace, project).map(toArtifact));
   }
 
   /** Closes the database once the writes already asked for are committed; later calls fail with CLOSED. Closing again does nothing. */
@@ -547,6 +602,11 @@ function toTimer(row: TimerRow): Timer {
     shard: row.shard,
     message: bytes(row.message),
   };
+}
+
+function toArtifact(row: ArtifactRow): ArtifactRecord {
+  const { namespace, project, name, kind, sha256, bytes, uri, stored_at } = row;
+  return { namespace, project, name, kind, sha256, bytes, uri, storedAt: stored_at };
 }
 
 /** Copies a row's Buffer into a plain Uint8Array, so callers never share or see Node's Buffer. */

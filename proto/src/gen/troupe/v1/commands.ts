@@ -241,7 +241,15 @@ export interface ProjectSpec {
     | Delivery
     | undefined;
   /** Who to tell about progress; unset means nobody. */
-  notify?: Notify | undefined;
+  notify?:
+    | Notify
+    | undefined;
+  /**
+   * How long a phase named in approvals may wait for its approval: hours, minutes and seconds
+   * such as "30m", "24h" or "1h30m". Past it the project fails with reason ApprovalTimedOut.
+   * Empty means no limit.
+   */
+  approvalTimeout: string;
 }
 
 export interface ProjectSpec_PoolsEntry {
@@ -938,6 +946,7 @@ function createBaseProjectSpec(): ProjectSpec {
     suspend: false,
     delivery: undefined,
     notify: undefined,
+    approvalTimeout: "",
   };
 }
 
@@ -982,6 +991,9 @@ export const ProjectSpec: MessageFns<ProjectSpec> = {
     }
     if (message.notify !== undefined) {
       Notify.encode(message.notify, writer.uint32(98).fork()).join();
+    }
+    if (message.approvalTimeout !== "") {
+      writer.uint32(106).string(message.approvalTimeout);
     }
     return writer;
   },
@@ -1108,6 +1120,14 @@ export const ProjectSpec: MessageFns<ProjectSpec> = {
             message.notify = Notify.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.approvalTimeout = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1151,6 +1171,11 @@ export const ProjectSpec: MessageFns<ProjectSpec> = {
       suspend: isSet(object.suspend) ? globalThis.Boolean(object.suspend) : false,
       delivery: isSet(object.delivery) ? Delivery.fromJSON(object.delivery) : undefined,
       notify: isSet(object.notify) ? Notify.fromJSON(object.notify) : undefined,
+      approvalTimeout: isSet(object.approvalTimeout)
+        ? globalThis.String(object.approvalTimeout)
+        : isSet(object.approval_timeout)
+        ? globalThis.String(object.approval_timeout)
+        : "",
     };
   },
 
@@ -1198,6 +1223,9 @@ export const ProjectSpec: MessageFns<ProjectSpec> = {
     if (message.notify !== undefined) {
       obj.notify = Notify.toJSON(message.notify);
     }
+    if (message.approvalTimeout !== "") {
+      obj.approvalTimeout = message.approvalTimeout;
+    }
     return obj;
   },
 
@@ -1232,6 +1260,7 @@ export const ProjectSpec: MessageFns<ProjectSpec> = {
     message.notify = (object.notify !== undefined && object.notify !== null)
       ? Notify.fromPartial(object.notify)
       : undefined;
+    message.approvalTimeout = object.approvalTimeout ?? "";
     return message;
   },
 };

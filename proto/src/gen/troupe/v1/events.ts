@@ -304,6 +304,11 @@ export interface PoolStatus {
   /** Tokens and cost the pool has spent since it was created. */
   tokens: number;
   costUsd: number;
+  /**
+   * The replica that reports; one pool's replicas each report their own share, which readers
+   * sum. Empty when the status covers the whole pool.
+   */
+  replica: string;
 }
 
 /** ProjectStatus is the runtime's view of a project, shaped like the Project CR's status. */
@@ -1624,7 +1629,7 @@ export const ProjectFailed: MessageFns<ProjectFailed> = {
 };
 
 function createBasePoolStatus(): PoolStatus {
-  return { pool: "", replicas: 0, ready: 0, busy: 0, queueDepth: 0, role: "", tokens: 0, costUsd: 0 };
+  return { pool: "", replicas: 0, ready: 0, busy: 0, queueDepth: 0, role: "", tokens: 0, costUsd: 0, replica: "" };
 }
 
 export const PoolStatus: MessageFns<PoolStatus> = {
@@ -1652,6 +1657,9 @@ export const PoolStatus: MessageFns<PoolStatus> = {
     }
     if (message.costUsd !== 0) {
       writer.uint32(65).double(message.costUsd);
+    }
+    if (message.replica !== "") {
+      writer.uint32(74).string(message.replica);
     }
     return writer;
   },
@@ -1733,6 +1741,14 @@ export const PoolStatus: MessageFns<PoolStatus> = {
             message.costUsd = reader.double();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1763,6 +1779,7 @@ export const PoolStatus: MessageFns<PoolStatus> = {
         : isSet(object.cost_usd)
         ? globalThis.Number(object.cost_usd)
         : 0,
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
     };
   },
 
@@ -1792,6 +1809,9 @@ export const PoolStatus: MessageFns<PoolStatus> = {
     if (message.costUsd !== 0) {
       obj.costUsd = floatToJson(message.costUsd);
     }
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
     return obj;
   },
 
@@ -1808,6 +1828,7 @@ export const PoolStatus: MessageFns<PoolStatus> = {
     message.role = object.role ?? "";
     message.tokens = object.tokens ?? 0;
     message.costUsd = object.costUsd ?? 0;
+    message.replica = object.replica ?? "";
     return message;
   },
 };
