@@ -150,6 +150,25 @@ describe('the company, embedded, on the simulated provider over HTTP', () => {
     expect(await runtime.company.getProject('acme', 'loop')).toBeUndefined();
   });
 
+  it('runs a task again when it failed for a reason outside it, and delivers the project', async () => {
+    const server = await simulatedServer();
+    const { runtime } = await company(server);
+    const failures: string[] = [];
+    await runtime.company.watch({ namespace: 'acme', project: 'outage' }, (event) => {
+      if (event.event?.$case === 'taskStateChanged' && event.event.value.errorMessage !== '') failures.push(event.event.value.errorMessage);
+    });
+    // More 503s than the LLM client tries: the first task fails, retriably.
+    server.failNext(4, { type: 'status', status: 503, message: 'the model is overloaded' });
+
+    await runtime.company.submitProject('submit-outage', submitCommand('acme', 'outage'));
+    await eventually(async () => {
+      expect((await runtime.company.getProject('acme', 'outage'))?.status?.phase).toBe(ProjectPhase.DELIVERED);
+    }, 90_000);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(failures[0]).toMatch(/overloaded|503/);
+    expect((await runtime.company.getProject('acme', 'outage'))?.status?.progress?.tasksFailed).toBe(0);
+  });
+
   it('pauses a project at its budget and resumes it when the budget is raised', async () => {
     const server = await simulatedServer();
     const { runtime } = await company(server);

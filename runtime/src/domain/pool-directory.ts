@@ -53,7 +53,9 @@ export class PoolDirectory {
   resolve(namespace: string, role: string, named?: string): string | undefined {
     const candidates = this.list(namespace)
       .map((entry) => entry.status)
-      .filter((status): status is PoolStatus => status !== undefined && (named === undefined ? status.role === role : status.pool === named))
+      .filter(
+        (status): status is PoolStatus => status !== undefined && (named === undefined ? status.role === role : status.pool === named),
+      )
       .map((status) => status.pool)
       .sort();
     return candidates[0];

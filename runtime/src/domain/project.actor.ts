@@ -26,6 +26,11 @@ const MAX_FAN_OUT = 6;
 /** How soon tasks that wait for a pool look again. */
 const POOL_WAIT_MS = 2_000;
 
+/** A task failed for a reason outside it runs again after 5 s, 10 s, 20 s… up to 60 s, five times at most. */
+const MAX_TASK_RETRIES = 5;
+const TASK_RETRY_BASE_MS = 5_000;
+const TASK_RETRY_MAX_MS = 60_000;
+
 /** Where a role's tasks go (the node's PoolDirectory). */
 export interface PoolResolver {
   /** The pool named `named`, else the namespace's pool for `role`; undefined while none runs. */
@@ -124,6 +129,20 @@ export function projectActor(options: ProjectActorOptions) {
               message: message.message,
               at: ctx.now,
             });
+            return undefined;
+          }
+          const retries = task.retries ?? 0;
+          if (message.retriable === true && retries < MAX_TASK_RETRIES) {
+            record(ctx, options, {
+              type: 'task-failed',
+              taskId: task.id,
+              step: task.step,
+              message: message.message,
+              final: false,
+              retry: true,
+            });
+            const delayMs = Math.min(TASK_RETRY_MAX_MS, TASK_RETRY_BASE_MS * 2 ** retries);
+            ctx.schedule('check-tasks', { delayMs }, { type: 'check-tasks' });
             return undefined;
           }
           record(ctx, options, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: true });
@@ -431,8 +450,10 @@ function fold(state: ProjectState, event: ProjectEvent): ProjectState {
         error: undefined,
         ...(event.pool === undefined ? {} : { pool: event.pool }),
       });
-    case 'task-failed':
-      return withTask(state, event.taskId, { state: event.final ? 'failed' : 'pending', error: event.message });
+    case 'task-failed': {
+      const retries = (state.tasks[event.taskId]?.retries ?? 0) + (event.retry === true ? 1 : 0);
+      return withTask(state, event.taskId, { state: event.final ? 'failed' : 'pending', error: event.message, retries });
+    }
     case 'task-succeeded': {
       const names = new Set(event.artifacts.map((artifact) => artifact.name));
       const spend = {

@@ -81,6 +81,8 @@ export interface TaskRecord {
   step: number;
   /** The AgentPool its latest run went to. */
   pool?: string;
+  /** Runs that failed for reasons outside the task and were tried again. */
+  retries?: number;
   /** What the task produced, short, as later prompts quote it. */
   summary?: string;
   error?: string;
@@ -110,7 +112,8 @@ export type ProjectMessage =
       spend: Spend;
       verdict?: boolean;
     }
-  | { type: 'task-failed'; taskId: string; step: number; code: string; message: string; onExceeded?: 'Pause' | 'Fail' }
+  /** `retriable`: the task failed for a reason outside it (a store, broker or provider down for now); trying again may help. */
+  | { type: 'task-failed'; taskId: string; step: number; code: string; message: string; onExceeded?: 'Pause' | 'Fail'; retriable?: boolean }
   | { type: 'check-tasks' }
   /** The approval timer of `phase`'s gate ran out. */
   | { type: 'approval-timeout'; phase: string }
@@ -137,7 +140,8 @@ export type ProjectEvent =
   | { type: 'task-started'; taskId: string; step: number; pool?: string }
   | { type: 'task-succeeded'; taskId: string; step: number; summary: string; artifacts: ArtifactRef[]; spend: Spend; verdict?: boolean }
   /** `final`: the task failed for good; otherwise it waits to run again (e.g. after a budget raise). */
-  | { type: 'task-failed'; taskId: string; step: number; message: string; final: boolean }
+  /** `retry`: it waits to run again after a failure outside it, which counts against its retries. */
+  | { type: 'task-failed'; taskId: string; step: number; message: string; final: boolean; retry?: boolean }
   | { type: 'approved'; phase: string };
 
 export interface ProjectState {

@@ -296,7 +296,9 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
         usd: outcome.costUSD,
         tokensIn: outcome.usage.inputTokens,
         tokensOut: outcome.usage.outputTokens,
-        llmCalls: outcome.calls.filter((call) => call.source === 'provider').length,
+        // A call journaled by an earlier run of the task was bought all the same, and counts here:
+        // that run never told the project.
+        llmCalls: outcome.calls.filter((call) => call.source !== 'cache').length,
       },
     };
   } catch (thrown) {
@@ -313,8 +315,21 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     }
     const code = error instanceof RuntimeError ? error.code : 'TASK_FAILED';
     // Journaled, the message reaches the project's status, the dashboard and the Project resource.
-    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: redact(error.message) };
+    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: redact(error.message), retriable: passing(error) };
   }
+}
+
+/** Failures of what the task runs on — a store, the broker, the journal, a provider — that may pass. */
+const PASSING: readonly string[] = [
+  RuntimeErrorCode.Unavailable,
+  RuntimeErrorCode.AskTimeout,
+  RuntimeErrorCode.Fenced,
+  RuntimeErrorCode.Conflict,
+  RuntimeErrorCode.Closed,
+];
+
+function passing(error: Error): boolean {
+  return error instanceof RuntimeError && (error.retriable || PASSING.includes(error.code));
 }
 
 function fields(output: TaskOutput): Record<string, unknown> {
