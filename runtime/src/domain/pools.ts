@@ -53,7 +53,8 @@ export const POOL_REGISTRY_DEFAULTS = {
 interface Entry {
   resource: PoolResource;
   pool: AgentPool;
-  subscription: Subscription;
+  /** Its consumer-group membership, once it has joined. */
+  subscription?: Subscription;
   /** Runs taken and not finished, by run key: a re-sent run of one of them is dropped. */
   running: Set<string>;
   /** The next offset to take, per partition of the pool topic this replica owns. */
@@ -88,13 +89,14 @@ export class PoolRegistry {
     }
     if (existing !== undefined) await this.stop(key, existing);
     const pool = this.options.create(key, resource.spec);
-    const entry: Omit<Entry, 'subscription'> = { resource, pool, running: new Set(), next: new Map(), waiting: 0, stopped: false };
+    const entry: Entry = { resource, pool, running: new Set(), next: new Map(), waiting: 0, stopped: false };
     try {
-      this.pools.set(key, { ...entry, subscription: await this.consume(entry) });
+      entry.subscription = await this.consume(entry);
     } catch (error) {
       await pool.close();
       throw error;
     }
+    this.pools.set(key, entry);
   }
 
   async remove(namespace: string, name: string): Promise<void> {
@@ -125,14 +127,14 @@ export class PoolRegistry {
   /** Takes no more tasks, lets the ones in flight finish for a while, then closes the pool. */
   private async stop(key: string, entry: Entry): Promise<void> {
     this.pools.delete(key);
-    await entry.subscription.close();
+    await entry.subscription?.close();
     const deadline = Date.now() + this.options.drainMs;
     while (entry.running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     entry.stopped = true;
     await entry.pool.close();
   }
 
-  private async consume(entry: Omit<Entry, 'subscription'>): Promise<Subscription> {
+  private async consume(entry: Entry): Promise<Subscription> {
     const { namespace, name, spec } = entry.resource;
     const topic = poolTopic(namespace, name);
     // The operator creates and sizes pool topics in a cluster; elsewhere the first replica does.
@@ -166,7 +168,7 @@ export class PoolRegistry {
     });
   }
 
-  private start(entry: Omit<Entry, 'subscription'>, value: Uint8Array): void {
+  private start(entry: Entry, value: Uint8Array): void {
     let dispatched: ReturnType<typeof decodeTaskRun>;
     try {
       dispatched = decodeTaskRun(value);
@@ -214,7 +216,7 @@ export class PoolRegistry {
     if (records.length > 0) await this.options.transport.send(records);
   }
 
-  private status(entry: Omit<Entry, 'subscription'>): PoolStatus {
+  private status(entry: Entry): PoolStatus {
     const { resource, pool, waiting } = entry;
     const stats = pool.stats;
     return {
