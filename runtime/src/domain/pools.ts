@@ -57,12 +57,22 @@ interface Entry {
   subscription?: Subscription;
   /** Runs taken and not finished, by run key: a re-sent run of one of them is dropped. */
   running: Set<string>;
+  /** The last runs done here and told, oldest first: a re-sent one is dropped too. */
+  finished: Set<string>;
   /** The next offset to take, per partition of the pool topic this replica owns. */
   next: Map<number, number>;
   /** Runs waiting in those partitions, as last counted. */
   waiting: number;
   /** Set once the pool stopped: outcomes of runs it cut short are not told. */
   stopped: boolean;
+}
+
+/** Finished runs remembered per pool, for dropping the re-sent copies of each. */
+const FINISHED_KEPT = 10_000;
+
+function remember(finished: Set<string>, key: string): void {
+  finished.add(key);
+  if (finished.size > FINISHED_KEPT) finished.delete(finished.values().next().value as string);
 }
 
 export class PoolRegistry {
@@ -89,7 +99,7 @@ export class PoolRegistry {
     }
     if (existing !== undefined) await this.stop(key, existing);
     const pool = this.options.create(key, resource.spec);
-    const entry: Entry = { resource, pool, running: new Set(), next: new Map(), waiting: 0, stopped: false };
+    const entry: Entry = { resource, pool, running: new Set(), finished: new Set(), next: new Map(), waiting: 0, stopped: false };
     try {
       entry.subscription = await this.consume(entry);
     } catch (error) {
@@ -178,12 +188,16 @@ export class PoolRegistry {
     }
     const { id, run } = dispatched;
     const key = `${run.namespace}/${run.project}/${run.task.id}@${run.task.step}`;
-    if (entry.running.has(key)) return;
+    if (entry.running.has(key) || entry.finished.has(key)) return;
     entry.running.add(key);
     void traceTask(run, async () => {
       const outcome = await runTask(run, { ...this.options, pool: entry.pool });
       // Told in the task's span: the project's turn that takes the outcome continues the task's trace.
-      if (!entry.stopped) await this.options.report(`${run.namespace}/${run.project}`, outcome, `${id}/outcome`);
+      if (!entry.stopped) {
+        await this.options.report(`${run.namespace}/${run.project}`, outcome, `${id}/outcome`);
+        // A failed run may be sent again on purpose (a retry, a raised budget); a finished one not.
+        if (outcome.type === 'task-done') remember(entry.finished, key);
+      }
       return outcome;
     })
       .catch((error: unknown) => this.options.onError(toError(error)))

@@ -367,7 +367,7 @@ function dispatchReady(ctx: Context, options: ProjectActorOptions): boolean {
       waiting = true;
       continue;
     }
-    record(ctx, options, { type: 'task-started', taskId: task.id, step: task.step, pool });
+    record(ctx, options, { type: 'task-started', taskId: task.id, step: task.step, pool, at: ctx.now });
     dispatch(ctx, ctx.state.tasks[task.id] as TaskRecord, pool);
   }
   if (waiting) ctx.schedule('check-tasks', { delayMs: Math.min(options.taskCheckMs, POOL_WAIT_MS) }, { type: 'check-tasks' });
@@ -392,6 +392,8 @@ function checkTasks(ctx: Context, options: ProjectActorOptions): void {
   let waiting = false;
   if (state.lifecycle === 'Running' || state.lifecycle === 'Planning') {
     for (const task of running) {
+      // A run sent less than a check ago is most likely still queued at its pool.
+      if (task.dispatchedAt !== undefined && ctx.now - task.dispatchedAt < options.taskCheckMs) continue;
       const pool = task.pool ?? options.pools.resolve(state.namespace, task.role, state.spec?.pools[task.role]);
       if (pool !== undefined) dispatch(ctx, task, pool);
     }
@@ -449,6 +451,7 @@ function fold(state: ProjectState, event: ProjectEvent): ProjectState {
         step: event.step,
         error: undefined,
         ...(event.pool === undefined ? {} : { pool: event.pool }),
+        ...(event.at === undefined ? {} : { dispatchedAt: event.at }),
       });
     case 'task-failed': {
       const retries = (state.tasks[event.taskId]?.retries ?? 0) + (event.retry === true ? 1 : 0);

@@ -79,8 +79,9 @@ export interface TaskRecord {
   state: 'pending' | 'running' | 'succeeded' | 'failed';
   /** Which run of the task: a review loop runs implementation again with the next step. */
   step: number;
-  /** The AgentPool its latest run went to. */
+  /** The AgentPool its latest run went to, and when it was sent there (unix ms). */
   pool?: string;
+  dispatchedAt?: number;
   /** Runs that failed for reasons outside the task and were tried again. */
   retries?: number;
   /** What the task produced, short, as later prompts quote it. */
@@ -136,8 +137,8 @@ export type ProjectEvent =
   | { type: 'lifecycle'; phase: LifecyclePhase; reason: string; message: string; at: number }
   | { type: 'phase-started'; index: number; iteration: number; at: number }
   | { type: 'tasks-added'; tasks: TaskRecord[] }
-  /** `pool`: the AgentPool the run went to (unset in journals older than pool topics). */
-  | { type: 'task-started'; taskId: string; step: number; pool?: string }
+  /** `pool`: the AgentPool the run went to, `at` when (both unset in journals older than pool topics). */
+  | { type: 'task-started'; taskId: string; step: number; pool?: string; at?: number }
   | { type: 'task-succeeded'; taskId: string; step: number; summary: string; artifacts: ArtifactRef[]; spend: Spend; verdict?: boolean }
   /** `final`: the task failed for good; otherwise it waits to run again (e.g. after a budget raise). */
   /** `retry`: it waits to run again after a failure outside it, which counts against its retries. */
