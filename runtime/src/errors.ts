@@ -102,6 +102,20 @@ export class TransportError extends RuntimeError {
   }
 }
 
+/** Codes of failures of what work runs on — a store, the broker, an actor's answer — that may pass. */
+const PASSING_CODES: readonly string[] = [
+  RuntimeErrorCode.Unavailable,
+  RuntimeErrorCode.AskTimeout,
+  RuntimeErrorCode.Fenced,
+  RuntimeErrorCode.Conflict,
+  RuntimeErrorCode.Closed,
+];
+
+/** Whether trying again later may help: the error says so, or it is a failure of something underneath that may pass. */
+export function isPassing(error: unknown): boolean {
+  return error instanceof RuntimeError && (error.retriable || PASSING_CODES.includes(error.code));
+}
+
 /** Normalises anything thrown into an Error, once, at a boundary. */
 export function toError(thrown: unknown): Error {
   return thrown instanceof Error ? thrown : new Error(typeof thrown === 'string' ? thrown : JSON.stringify(thrown));

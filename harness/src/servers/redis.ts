@@ -30,6 +30,9 @@ export async function startRedis(context: ServerContext): Promise<Started<RedisE
 
 async function pongs(url: string): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // A refused probe is an answer (not yet), which connect() rejects with; without a listener
+  // ioredis would also log the 'error' event as unhandled.
+  client.on('error', () => undefined);
   try {
     await client.connect();
     return (await client.ping()) === 'PONG';

@@ -291,16 +291,30 @@ export interface BoughtAgain {
 }
 
 /**
- * Puts each call the server sold more than once down to the first fault that struck after it
- * was first sold: its buyer died (or lost its lease) after asking and before journaling the
- * answer, and the task's next run bought it again.
+ * How long a killed node's aftermath lasts once it is ready again: its consumer groups take it
+ * back and hand partitions over within a session timeout (30 s), and journal records in flight
+ * meanwhile may wait out their asks.
+ */
+const REJOIN_MS = 30_000;
+
+/**
+ * Puts each call the server sold more than once down to a fault: a node kill whose aftermath
+ * (until REJOIN_MS after the node was ready again) it was first sold in, else the first fault
+ * that struck after it was first sold — its buyer died (or lost its lease) after asking and
+ * before journaling the answer, and the task's next run bought it again.
  */
 export function boughtAgain(records: readonly FaultRecord[], llm: SimulatedServer, startedAt: number): BoughtAgain {
   const perFault = records.map(() => 0);
   let unexplained = 0;
   for (const call of llm.answeredCalls().values()) {
     if (call.answers < 2) continue;
-    const culprit = records.findIndex((record) => startedAt + record.atMs >= call.firstSoldAt);
+    const aftermath = records.findIndex(
+      (record) =>
+        record.killsBuyer &&
+        startedAt + record.atMs <= call.firstSoldAt &&
+        call.firstSoldAt <= startedAt + record.atMs + record.recoveredMs + REJOIN_MS,
+    );
+    const culprit = aftermath >= 0 ? aftermath : records.findIndex((record) => startedAt + record.atMs >= call.firstSoldAt);
     if (culprit < 0) unexplained += call.answers - 1;
     else perFault[culprit]! += call.answers - 1;
   }

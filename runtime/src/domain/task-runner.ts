@@ -5,7 +5,7 @@
  * project.
  */
 import { Envelope, type TraceContext } from '@troupe/proto';
-import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import { isPassing, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { AgentPool } from '../llm/agent-pool.js';
 import type { OutputSpec, TaskOutput } from '../llm/agent-contract.js';
 import type { Budgets } from '../llm/budget.js';
@@ -315,21 +315,8 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     }
     const code = error instanceof RuntimeError ? error.code : 'TASK_FAILED';
     // Journaled, the message reaches the project's status, the dashboard and the Project resource.
-    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: redact(error.message), retriable: passing(error) };
+    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: redact(error.message), retriable: isPassing(error) };
   }
-}
-
-/** Failures of what the task runs on — a store, the broker, the journal, a provider — that may pass. */
-const PASSING: readonly string[] = [
-  RuntimeErrorCode.Unavailable,
-  RuntimeErrorCode.AskTimeout,
-  RuntimeErrorCode.Fenced,
-  RuntimeErrorCode.Conflict,
-  RuntimeErrorCode.Closed,
-];
-
-function passing(error: Error): boolean {
-  return error instanceof RuntimeError && (error.retriable || PASSING.includes(error.code));
 }
 
 function fields(output: TaskOutput): Record<string, unknown> {

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ActorSystem } from '../actors/actor-system.js';
+import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import { openStore } from '../store/open.js';
 import { openTransport } from '../transport/open.js';
 import type { JournalChildPlan } from './journal-child.js';
@@ -82,6 +83,41 @@ describe('the LLM call journal', () => {
     stack.budgets.setLimit('project', 'acme/shop', { maxCostUSD: 10 });
     stack.budgets.resume('acme/shop');
     await expect(journaled.complete(call(2))).resolves.toMatchObject({ source: 'provider' });
+  });
+
+  it('sends a record whose answer was lost again, and buys the call once', async () => {
+    const stack = await simulatedStack({ server: { latencyMs: 20 } });
+    cleanups.push(() => stack.close());
+    const dir = tempDir();
+    const transport = await openTransport({ kind: 'embedded', dir: join(dir, 'log') });
+    const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
+    const llmCall = llmCallActor();
+    const system = await ActorSystem.start({ transport, store, actors: [llmCall], partitions: 4, onError: () => {} });
+    cleanups.push(async () => {
+      await system.stop();
+      await transport.close();
+      await store.close();
+    });
+    // The first record is journaled, but its answer is lost on the way back, as when a rebalance
+    // outlasts the ask.
+    let lost = 0;
+    const lossy: Pick<ActorSystem, 'ask'> = {
+      async ask(type, id, message, options) {
+        const reply = await system.ask(type, id, message, options);
+        if ((message as { type: string }).type === 'record' && lost === 0) {
+          lost += 1;
+          throw new RuntimeError(RuntimeErrorCode.AskTimeout, `no reply from llm-call/${id} within 60000 ms`);
+        }
+        return reply;
+      },
+    };
+    const journaled = new JournaledLlm(lossy, llmCall, stack.llm, { node: 'node-a', sleep: async () => {} });
+
+    const result = await journaled.complete(call(1));
+    expect(lost).toBe(1);
+    expect(result.text.length).toBeGreaterThan(0);
+    expect(stack.server.stats().completions).toBe(1);
+    await expect(journaled.complete(call(1))).resolves.toMatchObject({ source: 'journal', text: result.text });
   });
 });
 

@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ActorClient } from '../actors/actor-client.js';
 import { defineActor, type ActorType } from '../actors/actor.js';
-import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import { isPassing, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { CallResult, LlmCall, LlmCaller } from './client.js';
 import type { CallAccount } from './ledger.js';
 import { ledgerEntryOf, type CostLedgerType } from './ledger.actor.js';
@@ -55,6 +55,10 @@ export type LlmCallReply =
 
 /** The actor type's name (its topic is `troupe.actor.llm-call`). */
 export const LLM_CALL_ACTOR = 'llm-call';
+
+/** A lost record is sent again after 1 s, 2 s, 4 s… up to 30 s apart. */
+const RECORD_RETRY_MS = 1_000;
+const RECORD_RETRY_MAX_MS = 30_000;
 
 const sameHolder = (a: LeaseHolder | undefined, b: LeaseHolder) => a !== undefined && a.node === b.node && a.incarnation === b.incarnation;
 
@@ -214,10 +218,27 @@ export class JournaledLlm implements LlmCaller {
     } finally {
       clearInterval(renewal);
     }
-    const recorded = await this.ask(call.callId, { type: 'record', holder: this.holder, result, account: call.account });
+    const recorded = await this.record(call, result, deadline);
     if (recorded.type !== 'result')
       throw new RuntimeError(RuntimeErrorCode.Corrupt, `llm-call ${call.callId} answered a record with ${recorded.type}`);
     return recorded.result;
+  }
+
+  /**
+   * Journals a bought result. A record lost to a store or broker that is down for now (a
+   * rebalance, a frozen store) is sent again until `deadline`: recording twice journals once,
+   * and giving up would have the call bought again.
+   */
+  private async record(call: LlmCall, result: CallResult, deadline: number): Promise<LlmCallReply> {
+    for (let waitMs = RECORD_RETRY_MS; ; waitMs = Math.min(2 * waitMs, RECORD_RETRY_MAX_MS)) {
+      try {
+        return await this.ask(call.callId, { type: 'record', holder: this.holder, result, account: call.account });
+      } catch (error) {
+        if (!isPassing(error) || Date.now() + waitMs > deadline) throw error;
+        this.options.onError(toError(error));
+        await this.options.sleep(waitMs);
+      }
+    }
   }
 
   private ask(callId: string, message: LlmCallMessage): Promise<LlmCallReply> {
