@@ -21,6 +21,21 @@ describe('the LLM call journal', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
+  /** An embedded node running the llm-call actor. */
+  async function journalNode() {
+    const dir = tempDir();
+    const transport = await openTransport({ kind: 'embedded', dir: join(dir, 'log') });
+    const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
+    const llmCall = llmCallActor();
+    const system = await ActorSystem.start({ transport, store, actors: [llmCall], partitions: 4, onError: () => {} });
+    cleanups.push(async () => {
+      await system.stop();
+      await transport.close();
+      await store.close();
+    });
+    return { system, llmCall };
+  }
+
   function tempDir(): string {
     const dir = mkdtempSync(join(tmpdir(), 'troupe-llm-journal-'));
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
@@ -56,16 +71,7 @@ describe('the LLM call journal', () => {
   it('buys a call once when the same call id is asked for again, even concurrently from two nodes', async () => {
     const stack = await simulatedStack({ server: { latencyMs: 50 } });
     cleanups.push(() => stack.close());
-    const dir = tempDir();
-    const transport = await openTransport({ kind: 'embedded', dir: join(dir, 'log') });
-    const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
-    const llmCall = llmCallActor();
-    const system = await ActorSystem.start({ transport, store, actors: [llmCall], partitions: 4, onError: () => {} });
-    cleanups.push(async () => {
-      await system.stop();
-      await transport.close();
-      await store.close();
-    });
+    const { system, llmCall } = await journalNode();
     const journaled = new JournaledLlm(system, llmCall, stack.llm, { node: 'node-a', leaseMs: 1_000 });
     const elsewhere = new JournaledLlm(system, llmCall, stack.llm, { node: 'node-b', leaseMs: 1_000 });
 
@@ -88,16 +94,7 @@ describe('the LLM call journal', () => {
   it('sends a record whose answer was lost again, and buys the call once', async () => {
     const stack = await simulatedStack({ server: { latencyMs: 20 } });
     cleanups.push(() => stack.close());
-    const dir = tempDir();
-    const transport = await openTransport({ kind: 'embedded', dir: join(dir, 'log') });
-    const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
-    const llmCall = llmCallActor();
-    const system = await ActorSystem.start({ transport, store, actors: [llmCall], partitions: 4, onError: () => {} });
-    cleanups.push(async () => {
-      await system.stop();
-      await transport.close();
-      await store.close();
-    });
+    const { system, llmCall } = await journalNode();
     // The first record is journaled, but its answer is lost on the way back, as when a rebalance
     // outlasts the ask.
     let lost = 0;
