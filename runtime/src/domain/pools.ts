@@ -13,7 +13,7 @@ import { Event, poolTopic, type PoolEntry, type PoolStatus } from '@troupe/proto
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { AgentPool, AgentPoolSpec } from '../llm/agent-pool.js';
 import { traceTask } from '../tracing/runtime-tracing.js';
-import type { PartitionAssignment, Subscription, Transport } from '../transport/transport.js';
+import type { Subscription, Transport } from '../transport/transport.js';
 import { EVENTS_TOPIC } from './project-events.js';
 import type { ProjectMessage } from './project.types.js';
 import { decodeTaskRun, runTask, type TaskDeps } from './task-runner.js';
@@ -160,7 +160,7 @@ export class PoolRegistry {
           entry.next.set(partition, (await this.options.transport.committedOffset(topic, topic, partition)) ?? 0);
         }
       },
-      onRevoked: async (assignments: readonly PartitionAssignment[]) => {
+      onRevoked: async (assignments) => {
         for (const { partition } of assignments) entry.next.delete(partition);
       },
       eachBatch: async (batch) => {
