@@ -87,6 +87,8 @@ export {
 } from './gen/troupe/v1/backup.js';
 
 export { sizeDelimited, readSizeDelimited } from './delimited.js';
+export { encodeMessage } from './encoding.js';
+export type { Encodes } from './encoding.js';
 export { poolTopic } from './topics.js';
 
 export { Tokens, TOKENS_DEFAULTS, TokenError, TokenErrorCode } from './tokens.js';

@@ -3,7 +3,7 @@
  * running actors: `tell` appends to the actor's topic; `ask` also waits for the reply.
  */
 import { randomUUID } from 'node:crypto';
-import { Envelope, type TraceContext } from '@troupe/proto';
+import { Envelope, encodeMessage, type TraceContext } from '@troupe/proto';
 import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { ActorRef } from '../store/store.js';
 import type { ProducerRecord, Subscription, Transport } from '../transport/transport.js';
@@ -89,9 +89,14 @@ export class ActorClient {
    * Sends a message; resolves once it is durable in the actor's topic. Pass `id` to make the
    * send idempotent: a second message with the same id is dropped by the actor.
    */
-  async tell<M>(type: ActorType<unknown, M, unknown, unknown>, id: string, message: M, options: { id?: string } = {}): Promise<void> {
-    this.ensureOpen();
-    await this.transport.send([this.record(type, id, message, { id: options.id ?? randomUUID() })]);
+  tell<M>(type: ActorType<unknown, M, unknown, unknown>, id: string, message: M, options: { id?: string } = {}): Promise<void> {
+    // Not async: a tell is the hot path, and the transport's promise serves as it is.
+    try {
+      this.ensureOpen();
+      return this.transport.send([this.record(type, id, message, { id: options.id ?? randomUUID() })]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Sends a message and waits for the value its handler returns; a dead-lettered message rejects. */
@@ -140,15 +145,15 @@ export class ActorClient {
       this.settle(envelope.id, outcome);
       return;
     }
-    const value = Envelope.encode({
+    const value = encodeMessage(Envelope, {
       id: `${envelope.id}/reply`,
       type: 'reply',
-      payload: Buffer.from(codec.encode(outcome)),
+      payload: asBuffer(codec.encode(outcome)),
       attempt: 1,
       causationId: envelope.id,
       correlationId: envelope.correlationId,
       createdAt: this.options.clock(),
-    }).finish();
+    });
     await this.transport.createTopic(REPLY_TOPIC, REPLY_PARTITIONS);
     await this.transport.send([{ topic: REPLY_TOPIC, key: to.id, value }]);
   }
@@ -162,18 +167,18 @@ export class ActorClient {
   ): ProducerRecord & { key: string } {
     const codec = type.codec ?? jsonCodec;
     const trace = this.options.tracing.current();
-    const value = Envelope.encode({
+    const value = encodeMessage(Envelope, {
       id: meta.id,
       target: { type: type.type, id },
       type: messageKind(message),
-      payload: Buffer.from(codec.encode(message)),
+      payload: asBuffer(codec.encode(message)),
       attempt: 1,
       causationId: meta.causationId ?? '',
       correlationId: meta.correlationId ?? meta.id,
       createdAt: this.options.clock(),
       replyTo: meta.replyTo,
       trace,
-    }).finish();
+    });
     // Mirrored in the record's headers, where Kafka tools and other consumers look for it.
     const headers =
       trace === undefined
@@ -216,6 +221,11 @@ export class ActorClient {
   private ensureOpen(): void {
     if (this.closed) throw new RuntimeError(RuntimeErrorCode.Closed, 'the actor client is closed');
   }
+}
+
+/** The bytes as a Buffer, as the envelope's `payload` is typed: a view, not a copy. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function messageKind(message: unknown): string {

@@ -46,9 +46,10 @@ export interface ActorSystemObserver {
 export interface ActorSystemTracer extends MessageTracing {
   /**
    * Runs one try of a turn's handler, in a span that continues the trace `envelope` carries, so
-   * that what the handler sends carries that span on.
+   * that what the handler sends carries that span on. A handler that returns a value rather than
+   * a promise may be answered with the value.
    */
-  turn<T>(actor: ActorRef, envelope: Envelope, attempt: number, handle: () => Promise<T>): Promise<T>;
+  turn<T>(actor: ActorRef, envelope: Envelope, attempt: number, handle: () => T | Promise<T>): T | Promise<T>;
 }
 
 export interface ActorSystemOptions {
@@ -301,33 +302,41 @@ export class ActorSystem {
     from: number,
     done: Set<number>,
   ): Promise<number> {
-    const activation = await this.activate(type, id, scope);
+    const activation = this.activations.get(activationKey(type, id)) ?? (await this.activate(type, id, scope));
     activation.busy = true;
     try {
-      await this.flush(activation);
+      if (activation.unsent.length > 0) await this.flush(activation);
+      const run = records.slice(from);
+      const envelopes = run.map((record) => Envelope.decode(record.value));
+      const applied = await this.appliedAmong(activation, envelopes, run);
       const staged: StagedTurn[] = [];
-      const stagedIds = new Set<string>();
       let next = from;
       let failing: { envelope: Envelope; offset: number; error: Error } | undefined;
       for (; next < records.length && failing === undefined; next += 1) {
-        const record = records[next]!;
-        const envelope = Envelope.decode(record.value);
-        if (await this.applied(activation, envelope, record.offset, stagedIds)) {
-          done.add(record.offset);
+        const { offset } = records[next]!;
+        const envelope = envelopes[next - from]!;
+        if (applied.has(envelope.id)) {
+          done.add(offset);
           continue;
         }
         try {
-          staged.push(await this.stage(activation, staged.at(-1)?.after ?? activation, envelope, record.offset, 1));
-          stagedIds.add(envelope.id);
+          const turn = this.stage(activation, staged.at(-1)?.after ?? activation, envelope, offset, 1);
+          staged.push(turn instanceof Promise ? await turn : turn);
+          // A second copy later in the run is a duplicate of this one.
+          applied.add(envelope.id);
         } catch (error) {
-          failing = { envelope, offset: record.offset, error: toError(error) };
+          failing = { envelope, offset, error: toError(error) };
         }
       }
       if (!(await this.commitStaged(activation, staged))) {
         // Refused as a whole (a conflict, a duplicate): each record goes its own way against what is stored.
+        const stored = await this.appliedAmong(
+          activation,
+          staged.map((turn) => turn.envelope),
+          staged,
+        );
         for (const turn of staged) {
-          if (!(await this.applied(activation, turn.envelope, turn.offset, new Set())))
-            await this.supervise(activation, turn.envelope, turn.offset);
+          if (!stored.has(turn.envelope.id)) await this.supervise(activation, turn.envelope, turn.offset);
           done.add(turn.offset);
         }
       } else {
@@ -344,11 +353,26 @@ export class ActorSystem {
     }
   }
 
-  /** Whether an input was applied already: a replay after a crash or a rebalance, or a re-sent copy. */
-  private async applied(activation: Activation, envelope: Envelope, offset: number, stagedIds: ReadonlySet<string>): Promise<boolean> {
-    if (activation.lastInputOffset !== undefined && offset <= activation.lastInputOffset) return true;
-    if (stagedIds.has(envelope.id)) return true;
-    return this.options.store.hasApplied(activation.ref, envelope.id);
+  /**
+   * The ids among `envelopes` (at the offsets beside them) that were applied already: replays
+   * after a crash or a rebalance, at or below the last applied offset, and re-sent copies, which
+   * the store knows by id (asked once for the whole run, and only about inputs past that offset).
+   */
+  private async appliedAmong(
+    activation: Activation,
+    envelopes: readonly Envelope[],
+    at: readonly { offset: number }[],
+  ): Promise<Set<string>> {
+    const replayed = new Set<string>();
+    const unknown: string[] = [];
+    envelopes.forEach((envelope, i) => {
+      if (activation.lastInputOffset !== undefined && at[i]!.offset <= activation.lastInputOffset) replayed.add(envelope.id);
+      else unknown.push(envelope.id);
+    });
+    if (unknown.length === 0) return replayed;
+    const applied = await this.options.store.appliedInputs(activation.ref, unknown);
+    for (const id of replayed) applied.add(id);
+    return applied;
   }
 
   /**
@@ -419,9 +443,16 @@ export class ActorSystem {
 
   /**
    * Runs a turn in memory from `base` (the activation, or the turn staged before it) and returns
-   * its write and effects; nothing of the activation changes until {@link settle}.
+   * its write and effects; nothing of the activation changes until {@link settle}. A handler that
+   * returns a value, as most do, is staged at once rather than in a promise.
    */
-  private async stage(activation: Activation, base: TurnBase, envelope: Envelope, offset: number, attempt: number): Promise<StagedTurn> {
+  private stage(
+    activation: Activation,
+    base: TurnBase,
+    envelope: Envelope,
+    offset: number,
+    attempt: number,
+  ): StagedTurn | Promise<StagedTurn> {
     const { type, codec, ref } = activation;
     const message = codec.decode(envelope.payload);
     let state = base.state;
@@ -473,27 +504,30 @@ export class ActorSystem {
         timersCancelled.push(name);
       },
     };
-    const reply = await this.options.tracer.turn(ref, envelope, attempt, async () => type.receive(context, message));
-    const seq = base.seq + events.length;
-    const snapshot = seq - base.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
-    return {
-      envelope,
-      offset,
-      reply,
-      localTells,
-      after: { state, seq, snapshotSeq: snapshot ? seq : base.snapshotSeq },
-      write: {
-        actor: ref,
-        expectedSeq: base.seq,
-        events,
-        input: { id: envelope.id, offset },
-        snapshot,
-        timersSet,
-        timersCancelled,
-        outbox,
-        fence: this.fences.get(activation.scope),
-      },
+    const staged = (reply: unknown): StagedTurn => {
+      const seq = base.seq + events.length;
+      const snapshot = seq - base.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
+      return {
+        envelope,
+        offset,
+        reply,
+        localTells,
+        after: { state, seq, snapshotSeq: snapshot ? seq : base.snapshotSeq },
+        write: {
+          actor: ref,
+          expectedSeq: base.seq,
+          events,
+          input: { id: envelope.id, offset },
+          snapshot,
+          timersSet,
+          timersCancelled,
+          outbox,
+          fence: this.fences.get(activation.scope),
+        },
+      };
     };
+    const reply = this.options.tracer.turn(ref, envelope, attempt, () => type.receive(context, message));
+    return isThenable(reply) ? Promise.resolve(reply).then(staged) : staged(reply);
   }
 
   /** Makes a committed turn the activation's state and starts its local effects. */
@@ -539,7 +573,7 @@ export class ActorSystem {
   }
 
   private async activate(type: AnyActorType, id: string, scope: string): Promise<Activation> {
-    const key = `${type.type}/${id}`;
+    const key = activationKey(type, id);
     const existing = this.activations.get(key);
     if (existing) return existing;
     const activation: Activation = {
@@ -595,6 +629,14 @@ export class ActorSystem {
   private ensureOpen(): void {
     if (this.stopped) throw new RuntimeError(RuntimeErrorCode.Closed, 'the actor system is stopped');
   }
+}
+
+function activationKey(type: AnyActorType, id: string): string {
+  return `${type.type}/${id}`;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
 
 function isDuplicate(error: Error): boolean {

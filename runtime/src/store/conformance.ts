@@ -126,8 +126,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         });
 
         expect(await store.load(actor)).toEqual(before);
-        expect(await store.hasApplied(actor, 'behind')).toBe(false);
-        expect(await store.hasApplied(actor, 'ahead')).toBe(false);
+        expect(await store.appliedInputs(actor, ['behind', 'ahead'])).toEqual(new Set());
       });
 
       it('lets exactly one of two racing writers with the same expectedSeq win', async () => {
@@ -160,7 +159,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         ]);
         expect(record.lastInputOffset).toBe(12);
         expect(record.outbox.map((m) => m.id)).toEqual(['run-out']);
-        for (const id of ['run-1', 'run-2', 'run-3']) expect(await store.hasApplied(actor, id)).toBe(true);
+        expect(await store.appliedInputs(actor, ['run-1', 'run-2', 'run-3'])).toEqual(new Set(['run-1', 'run-2', 'run-3']));
       });
 
       it('rejects with the first refused turn and writes nothing after it', async () => {
@@ -178,7 +177,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         const data = (await eventsOf(actor)).map((event) => event.data);
         expect(data).not.toContain('again');
         expect(data).not.toContain('after');
-        expect(await store.hasApplied(actor, 'run-after')).toBe(false);
+        expect(await store.appliedInputs(actor, ['run-after'])).toEqual(new Set());
       });
     });
 
@@ -200,9 +199,9 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         const other = actorRef('has-applied-other');
         await commit(actor, 0, ['x'], { input: { id: 'command-1' } });
 
-        expect(await store.hasApplied(actor, 'command-1')).toBe(true);
-        expect(await store.hasApplied(actor, 'command-2')).toBe(false);
-        expect(await store.hasApplied(other, 'command-1')).toBe(false);
+        expect(await store.appliedInputs(actor, ['command-1', 'command-2', 'command-1'])).toEqual(new Set(['command-1']));
+        expect(await store.appliedInputs(other, ['command-1'])).toEqual(new Set());
+        expect(await store.appliedInputs(actor, [])).toEqual(new Set());
       });
 
       it('keeps the highest input offset seen', async () => {
@@ -265,7 +264,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         expect(before).toMatchObject({ seq: 2, lastInputOffset: 12, snapshot: { seq: 1 } });
         expect(before.events.map((e) => text(e.data))).toEqual(['e2']);
         expect(before.outbox.map((m) => m.id)).toEqual([`m1-${run}`, `m2-${run}`]);
-        expect(await store.hasApplied(actor, 'before-restart')).toBe(true);
+        expect(await store.appliedInputs(actor, ['before-restart'])).toEqual(new Set(['before-restart']));
         expect(await store.dueTimers([shard], FAR_FUTURE, 10)).toEqual([timer(actor, 'deadline', 500, shard)]);
         await expect(store.claim({ scope, epoch: 6 })).rejects.toMatchObject({ code: RuntimeErrorCode.Fenced });
         // The journal keeps going from where it was.
@@ -421,7 +420,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         );
 
         expect(await store.load(actor)).toEqual(before);
-        expect(await store.hasApplied(actor, 'stale-owner')).toBe(false);
+        expect(await store.appliedInputs(actor, ['stale-owner'])).toEqual(new Set());
         await commit(actor, 1, ['from epoch 2'], { fence: { scope, epoch: 2 } });
         expect((await eventsOf(actor)).map((e) => e.data)).toEqual(['from epoch 1', 'from epoch 2']);
       });
@@ -467,7 +466,7 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
           ).rejects.toMatchObject({ code: refusal.code });
 
           expect(await observe()).toEqual(before);
-          expect(await store.hasApplied(actor, 'fresh')).toBe(false);
+          expect(await store.appliedInputs(actor, ['fresh'])).toEqual(new Set());
         });
       }
     });

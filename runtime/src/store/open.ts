@@ -12,9 +12,7 @@ import type { Store } from './store.js';
  * - `cassandra`: a keyspace on a Cassandra cluster, options as in {@link CassandraStoreOptions}
  *   (the keyspace and its tables are created when missing).
  */
-export type StoreConfig =
-  | { kind: 'embedded'; path: string }
-  | ({ kind: 'cassandra' } & Omit<CassandraStoreOptions, 'clock'>);
+export type StoreConfig = { kind: 'embedded'; path: string } | ({ kind: 'cassandra' } & Omit<CassandraStoreOptions, 'clock'>);
 
 /**
  * Opens the configured Store, creating or migrating its schema when needed.

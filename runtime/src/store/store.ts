@@ -126,8 +126,11 @@ export interface Store {
    * it may be committed or not, so a caller reloads the actor to know.
    */
   commitTurns(writes: readonly TurnWrite[]): Promise<void>;
-  /** Whether an input id was applied to the actor (ids are kept for at least the last 10,000 inputs). */
-  hasApplied(actor: ActorRef, inputId: string): Promise<boolean>;
+  /**
+   * Which of the input ids were applied to the actor (ids are kept for at least the last 10,000
+   * inputs): one read for a run of inputs, however many.
+   */
+  appliedInputs(actor: ActorRef, inputIds: readonly string[]): Promise<Set<string>>;
   /** Forgets outbox messages once the transport took them. */
   markSent(actor: ActorRef, ids: readonly string[]): Promise<void>;
   /** Timers of the given shards due at or before `now`, earliest first. */

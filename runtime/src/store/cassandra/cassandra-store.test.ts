@@ -147,7 +147,7 @@ describe('CassandraStore', () => {
       const calls: ((s: Store) => Promise<unknown>)[] = [
         (s) => s.load(actor),
         (s) => s.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: 'after-close' } }),
-        (s) => s.hasApplied(actor, 'x'),
+        (s) => s.appliedInputs(actor, ['x']),
         (s) => s.markSent(actor, ['x']),
         (s) => s.dueTimers(['s'], 0, 1),
         (s) => s.nextTimerDue(['s']),
@@ -169,7 +169,7 @@ describe('CassandraStore', () => {
       const record = await store.load(actor);
       expect(record.outbox.map((m) => m.id).sort()).toEqual(['a', 'b', 'c']);
       expect(record.lastInputOffset).toBe(7);
-      for (const id of ['a', 'b', 'c']) expect(await store.hasApplied(actor, id)).toBe(true);
+      expect(await store.appliedInputs(actor, ['a', 'b', 'c'])).toEqual(new Set(['a', 'b', 'c']));
     });
 
     it('commits a turn of a megabyte in one batch', async () => {
@@ -210,9 +210,10 @@ describe('CassandraStore', () => {
       for (let n = keep + 1; n <= keep + 5; n += 1) {
         await store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${n}` } });
       }
-      const applied = (n: number) => store.hasApplied(actor, `input-${n}`);
-      expect(await Promise.all([1, 2, 3, 4, 5].map(applied))).toEqual([false, false, false, false, false]);
-      expect(await Promise.all([6, keep, keep + 1, keep + 5].map(applied))).toEqual([true, true, true, true]);
+      const ids = (...ns: number[]) => ns.map((n) => `input-${n}`);
+      expect(await store.appliedInputs(actor, ids(1, 2, 3, 4, 5, 6, keep, keep + 1, keep + 5))).toEqual(
+        new Set(ids(6, keep, keep + 1, keep + 5)),
+      );
       await expect(store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${keep + 5}` } })).rejects.toMatchObject({
         code: RuntimeErrorCode.DuplicateInput,
       });

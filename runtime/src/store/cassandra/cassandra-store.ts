@@ -58,7 +58,7 @@ const DEFAULTS = {
   clock: Date.now,
 } satisfies Required<Omit<CassandraStoreOptions, 'contactPoints' | 'localDataCenter'>>;
 
-/** The Store contract's promise in `hasApplied`. */
+/** The Store contract's promise in `appliedInputs`. */
 const MIN_KEEP_INPUT_IDS = 10_000;
 
 /**
@@ -99,7 +99,7 @@ function statements(ks: string) {
     headWithSnapshot: `SELECT DISTINCT actor_type, actor_id, seq, last_input_offset, outbox_ord, outbox_floor, snapshot_seq, snapshot_state FROM ${actors} WHERE ${actor}`,
     events: `SELECT pos, data, at FROM ${actors} WHERE ${actor} AND kind = 'event' AND pos > ? AND pos <= ?`,
     outbox: `SELECT pos, ref, topic, msg_key, data, headers FROM ${actors} WHERE ${actor} AND kind = 'outbox' AND pos >= ? AND pos <= ?`,
-    input: `SELECT name FROM ${actors} WHERE ${actor} AND kind = 'input' AND pos = 0 AND name = ?`,
+    inputs: `SELECT name FROM ${actors} WHERE ${actor} AND kind = 'input' AND pos = 0 AND name IN ?`,
     slot: `SELECT ref FROM ${actors} WHERE ${actor} AND kind = 'slot' AND pos = ? AND name = ''`,
     timerIndex: `SELECT name, shard, due_at, data FROM ${actors} WHERE ${actor} AND kind = 'timer' AND pos = 0 AND name IN ?`,
 
@@ -304,9 +304,11 @@ export class CassandraStore implements Store {
     for (const write of writes) await this.commitTurn(write);
   }
 
-  async hasApplied(actor: ActorRef, inputId: string): Promise<boolean> {
+  async appliedInputs(actor: ActorRef, inputIds: readonly string[]): Promise<Set<string>> {
     this.ensureOpen();
-    return (await this.first(this.sql.input, [...keyOf(actor), inputId])) !== undefined;
+    if (inputIds.length === 0) return new Set();
+    const rows = await this.rows(this.sql.inputs, [...keyOf(actor), [...new Set(inputIds)]]);
+    return new Set(rows.map((row) => String(row['name'])));
   }
 
   async markSent(actor: ActorRef, ids: readonly string[]): Promise<void> {
@@ -441,7 +443,7 @@ export class CassandraStore implements Store {
     const key = keyOf(write.actor);
     const [head, input, timers] = await Promise.all([
       this.first(this.sql.head, key),
-      this.first(this.sql.input, [...key, write.input.id]),
+      this.first(this.sql.inputs, [...key, [write.input.id]]),
       timerNames.length > 0 ? this.rows(this.sql.timerIndex, [...key, timerNames]) : [],
     ]);
     // Only after the head: the fencing argument in the class comment rests on that order.

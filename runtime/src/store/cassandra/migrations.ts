@@ -134,10 +134,7 @@ export async function migrate(target: MigrationTarget): Promise<void> {
     client,
     `CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'NetworkTopologyStrategy', '${dc}': ${target.replicationFactor}}`,
   );
-  await ddl(
-    client,
-    `CREATE TABLE IF NOT EXISTS ${ks}.schema_version (version int PRIMARY KEY, description text, applied_at timestamp)`,
-  );
+  await ddl(client, `CREATE TABLE IF NOT EXISTS ${ks}.schema_version (version int PRIMARY KEY, description text, applied_at timestamp)`);
 
   const applied = new Set(
     (await run(client, `SELECT version FROM ${ks}.schema_version`, [], { consistency: target.consistency })).rows.map(

@@ -71,7 +71,7 @@ describe('EmbeddedStore', () => {
     const closed = { code: RuntimeErrorCode.Closed };
     await expect(store.load(actor)).rejects.toMatchObject(closed);
     await expect(store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: 'after-close' } })).rejects.toMatchObject(closed);
-    await expect(store.hasApplied(actor, 'x')).rejects.toMatchObject(closed);
+    await expect(store.appliedInputs(actor, ['x'])).rejects.toMatchObject(closed);
     await expect(store.markSent(actor, ['x'])).rejects.toMatchObject(closed);
     await expect(store.dueTimers(['s'], 0, 1)).rejects.toMatchObject(closed);
     await expect(store.nextTimerDue(['s'])).rejects.toMatchObject(closed);
@@ -88,12 +88,10 @@ describe('EmbeddedStore', () => {
       await store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${n}` } });
     }
 
-    const applied = async (n: number) => store.hasApplied(actor, `input-${n}`);
-    expect(await Promise.all([1, 2, 99, 100].map(applied))).toEqual([false, false, false, false]);
-    expect(await applied(101)).toBe(true);
-    expect(await applied(keepInputIds + 100)).toBe(true);
+    const ids = [1, 2, 99, 100, 101, keepInputIds + 100].map((n) => `input-${n}`);
+    expect(await store.appliedInputs(actor, ids)).toEqual(new Set(['input-101', `input-${keepInputIds + 100}`]));
     // Pruning is per actor.
-    expect(await store.hasApplied(neighbour, 'input-1')).toBe(true);
+    expect(await store.appliedInputs(neighbour, ['input-1'])).toEqual(new Set(['input-1']));
     await store.close();
   });
 
@@ -113,7 +111,7 @@ describe('EmbeddedStore', () => {
     ).rejects.toThrow();
 
     expect(await store.load(actor)).toEqual({ events: [], seq: 0, outbox: [] });
-    expect(await store.hasApplied(actor, 'half-way')).toBe(false);
+    expect(await store.appliedInputs(actor, ['half-way'])).toEqual(new Set());
     await store.close();
   });
 
@@ -181,8 +179,7 @@ describe('EmbeddedStore', () => {
     );
     expect(record.outbox.map((m) => m.id)).toEqual(Array.from({ length: turns }, (_, i) => `out-${i + 1}`));
     expect(record.lastInputOffset).toBe(turns);
-    expect(await store.hasApplied(actor, `input-${turns}`)).toBe(true);
-    expect(await store.hasApplied(actor, `input-${turns + 1}`)).toBe(false);
+    expect(await store.appliedInputs(actor, [`input-${turns}`, `input-${turns + 1}`])).toEqual(new Set([`input-${turns}`]));
     expect(await store.nextTimerDue([args.shard])).toBe(turns);
     await store.close();
   });

@@ -33,7 +33,7 @@ const DEFAULTS = {
   clock: Date.now,
 } satisfies Required<Omit<EmbeddedStoreOptions, 'path'>>;
 
-/** The Store contract's promise in `hasApplied`. */
+/** The Store contract's promise in `appliedInputs`. */
 const MIN_KEEP_INPUT_IDS = 10_000;
 
 /** Applied input ids beyond `keepInputIds` are deleted once every this many inputs of an actor. */
@@ -215,6 +215,10 @@ function prepareStatements(db: Database.Database) {
     isApplied: db.prepare<[...Key, inputId: string], { found: 1 }>(
       'SELECT 1 AS found FROM applied_inputs WHERE actor_type = ? AND actor_id = ? AND input_id = ?',
     ),
+    // One statement for any number of ids: they come as a JSON array, each looked up by primary key.
+    appliedAmong: db.prepare<[...Key, inputIds: string], { input_id: string }>(
+      'SELECT input_id FROM applied_inputs WHERE actor_type = ? AND actor_id = ? AND input_id IN (SELECT value FROM json_each(?))',
+    ),
     recordInput: db.prepare<[...Key, inputId: string, ord: number]>(
       'INSERT INTO applied_inputs (actor_type, actor_id, input_id, ord) VALUES (?, ?, ?, ?)',
     ),
@@ -349,8 +353,9 @@ export class EmbeddedStore implements Store {
     return this.group(() => this.commitTx(writes));
   }
 
-  async hasApplied(actor: ActorRef, inputId: string): Promise<boolean> {
-    return this.use(() => this.sql.isApplied.get(actor.type, actor.id, inputId) !== undefined);
+  async appliedInputs(actor: ActorRef, inputIds: readonly string[]): Promise<Set<string>> {
+    if (inputIds.length === 0) return new Set();
+    return this.use(() => new Set(this.sql.appliedAmong.all(actor.type, actor.id, JSON.stringify(inputIds)).map((row) => row.input_id)));
   }
 
   async markSent(actor: ActorRef, ids: readonly string[]): Promise<void> {

@@ -130,6 +130,8 @@ export class KafkaTransport implements Transport {
   readonly #producer: Producer;
   readonly #memberHost: MemberHost;
   readonly #partitionCounts = new Map<string, Promise<number>>();
+  /** The counts of `#partitionCounts` that have resolved, for sends to read without waiting. */
+  readonly #knownCounts = new Map<string, number>();
   readonly #members = new Set<GroupMember>();
   #queue: QueuedRecord[] = [];
   #flushing: Promise<void> | undefined;
@@ -205,6 +207,7 @@ export class KafkaTransport implements Transport {
     // perhaps a moment ago, so wait until its partitions have leaders as the creator did.
     const count = created ? partitions : await this.#awaitPartitionCount(topic);
     this.#partitionCounts.set(topic, Promise.resolve(count));
+    this.#knownCounts.set(topic, count);
     if (count !== partitions)
       throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `exists with ${count} partitions, not ${partitions}`);
   }
@@ -214,33 +217,26 @@ export class KafkaTransport implements Transport {
     return this.#partitionCountOf(topic);
   }
 
-  async send(records: readonly ProducerRecord[]): Promise<void> {
-    if (!this.#acceptingSends) throw this.#closedError();
-    const topics = [...new Set(records.map((record) => record.topic))];
-    const counts = new Map(await Promise.all(topics.map(async (topic) => [topic, await this.#partitionCountOf(topic)] as const)));
-    // Every record is checked and encoded before any is queued, so a bad one fails the whole send.
-    const encoded = records.map((record) => {
-      const count = counts.get(record.topic)!;
-      const partition = record.partition ?? partitionFor(record.key, count);
-      checkPartition(record.topic, partition, count);
-      try {
-        return { topic: record.topic, ...toMessage(record, partition) };
-      } catch (cause) {
-        throw new TransportError(
-          RuntimeErrorCode.InvalidArgument,
-          record.topic,
-          partition,
-          `cannot encode record with key ${JSON.stringify(record.key)}`,
-          { cause },
-        );
-      }
-    });
-    if (encoded.length === 0) return;
-    await new Promise<void>((resolve, reject) => {
-      const send: PendingSend = { remaining: encoded.length, resolve, reject };
-      for (const record of encoded) this.#queue.push({ ...record, send });
-      this.#flushing ??= this.#flush();
-    });
+  send(records: readonly ProducerRecord[]): Promise<void> {
+    if (!this.#acceptingSends) return Promise.reject(this.#closedError());
+    // Once every topic's partition count is known — the usual case — a send is queued without
+    // waiting: sends are the hot path, and a pause here would only split their group commits.
+    for (const record of records) {
+      if (!this.#knownCounts.has(record.topic)) return this.#sendOnceCountsKnown(records);
+    }
+    let queued: QueuedRecord[];
+    let settle!: PendingSend;
+    const sent = new Promise<void>((resolve, reject) => (settle = { remaining: records.length, resolve, reject }));
+    try {
+      // Every record is checked and encoded before any is queued, so a bad one fails the whole send.
+      queued = records.map((record) => this.#encode(record, settle));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (queued.length === 0) return Promise.resolve();
+    for (const record of queued) this.#queue.push(record);
+    this.#flushing ??= this.#flush();
+    return sent;
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
@@ -332,14 +328,40 @@ export class KafkaTransport implements Transport {
     }
   }
 
+  async #sendOnceCountsKnown(records: readonly ProducerRecord[]): Promise<void> {
+    await Promise.all([...new Set(records.map((record) => record.topic))].map((topic) => this.#partitionCountOf(topic)));
+    return this.send(records);
+  }
+
+  #encode(record: ProducerRecord, send: PendingSend): QueuedRecord {
+    const count = this.#knownCounts.get(record.topic)!;
+    const partition = record.partition ?? partitionFor(record.key, count);
+    checkPartition(record.topic, partition, count);
+    try {
+      const { message, bytes } = toMessage(record, partition);
+      return { topic: record.topic, message, bytes, send };
+    } catch (cause) {
+      throw new TransportError(
+        RuntimeErrorCode.InvalidArgument,
+        record.topic,
+        partition,
+        `cannot encode record with key ${JSON.stringify(record.key)}`,
+        { cause },
+      );
+    }
+  }
+
   #partitionCountOf(topic: string): Promise<number> {
     checkName('topic', topic);
     let count = this.#partitionCounts.get(topic);
     if (!count) {
       count = this.#fetchPartitionCount(topic);
       this.#partitionCounts.set(topic, count);
-      // A failed lookup is not cached: the topic may be created next.
-      count.catch(() => this.#partitionCounts.delete(topic));
+      count.then(
+        (known) => this.#knownCounts.set(topic, known),
+        // A failed lookup is not cached: the topic may be created next.
+        () => this.#partitionCounts.delete(topic),
+      );
     }
     return count;
   }
@@ -415,15 +437,17 @@ export class KafkaTransport implements Transport {
    * in send order across requests.
    */
   #takeRequest(): QueuedRecord[] {
-    const bytes = new Map<string, number>();
+    const { maxRequestBytes, maxBatchBytes } = this.#options;
+    // A request within maxBatchBytes holds no partition's records over it: counted only when it could.
+    const perPartition = maxRequestBytes > maxBatchBytes ? new Map<string, number>() : undefined;
     let total = 0;
     let end = 0;
     for (; end < this.#queue.length; end++) {
       const { topic, message, bytes: size } = this.#queue[end]!;
-      const key = `${topic}\0${message.partition}`;
-      const held = bytes.get(key);
-      if (end > 0 && (total + size > this.#options.maxRequestBytes || (held ?? 0) + size > this.#options.maxBatchBytes)) break;
-      bytes.set(key, (held ?? 0) + size);
+      const key = perPartition && `${topic}\0${message.partition}`;
+      const held = key === undefined ? 0 : (perPartition!.get(key) ?? 0);
+      if (end > 0 && (total + size > maxRequestBytes || held + size > maxBatchBytes)) break;
+      if (key !== undefined) perPartition!.set(key, held + size);
       total += size;
     }
     return this.#queue.splice(0, end);

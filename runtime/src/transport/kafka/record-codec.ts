@@ -10,6 +10,9 @@ import type { ConsumedRecord, ProducerRecord } from '../transport.js';
 /** Bytes a record adds to a produce request beyond its key, value and headers (Kafka's record header, roughly). */
 const RECORD_OVERHEAD_BYTES = 24;
 
+/** Shared by every record without headers; frozen, since records are handed on to callers. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 /** A record as kafkajs sends it, and about how many bytes it adds to its partition's record batch. */
 export interface EncodedRecord {
   message: Message;
@@ -20,11 +23,11 @@ export interface EncodedRecord {
 export function toMessage(record: ProducerRecord, partition: number): EncodedRecord {
   if (typeof record.key !== 'string') throw new TypeError('the key must be a string');
   if (!(record.value instanceof Uint8Array)) throw new TypeError('the value must be a Uint8Array');
-  const headers: Record<string, string> = {};
+  let headers: Record<string, string> | undefined;
   let bytes = RECORD_OVERHEAD_BYTES + Buffer.byteLength(record.key) + record.value.byteLength;
-  for (const [name, value] of Object.entries(record.headers ?? {})) {
+  for (const [name, value] of Object.entries(record.headers ?? NO_HEADERS)) {
     if (typeof value !== 'string') throw new TypeError(`header ${JSON.stringify(name)} must be a string`);
-    headers[name] = value;
+    (headers ??= {})[name] = value;
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
   }
   return {
@@ -41,9 +44,10 @@ export function toMessage(record: ProducerRecord, partition: number): EncodedRec
 
 /** A fetched kafkajs message as the contract's record. */
 export function fromMessage(topic: string, partition: number, message: KafkaMessage): ConsumedRecord {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
+  let headers: Record<string, string> = NO_HEADERS;
+  for (const [name, value] of Object.entries(message.headers ?? NO_HEADERS)) {
     if (value === undefined) continue;
+    if (headers === NO_HEADERS) headers = {};
     // Kafka allows a header name to repeat; the contract's map keeps the last, as the producer
     // of this transport never repeats one.
     const last = Array.isArray(value) ? value.at(-1) : value;
