@@ -10,18 +10,15 @@ import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.j
 import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, Timer, TurnWrite } from '../store/store.js';
 import { partitionFor } from '../transport/partitioner.js';
 import type { ConsumedRecord, PartitionAssignment, PartitionBatch, Subscription, Transport } from '../transport/transport.js';
-import { actorTopic, jsonCodec, type ActorContext, type ActorType, type Codec, type TimerDue } from './actor.js';
+import { actorTopic, jsonCodec, type ActorType } from './actor.js';
 import { ActorClient, UNTRACED, type MessageTracing } from './actor-client.js';
 import { LocalActors } from './local-actors.js';
 import { RETRY_DEFAULTS, retryDelay, type RetryPolicy } from './supervision.js';
 import { TimerService } from './timers.js';
+import { Turn, shardOf, type AnyActorType, type LocalTell, type TurnHost } from './turn.js';
 
 /** Where messages that kept failing go, with their error. */
 export const DEAD_LETTER_TOPIC = 'troupe.deadletter';
-
-// A node runs actor types of unrelated state and message types side by side.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyActorType = ActorType<any, any, any, any>;
 
 /**
  * How a turn of a durable actor ended: applied (`ok`); failed, to be retried or redelivered
@@ -97,8 +94,8 @@ type Required = 'transport' | 'store' | 'actors';
 /** An actor in memory: its folded state and where its journal stands. */
 interface Activation {
   ref: ActorRef;
-  type: AnyActorType;
-  codec: Codec;
+  /** Its type and codec, with what its turns need of the system. */
+  host: TurnHost;
   state: unknown;
   seq: number;
   snapshotSeq: number;
@@ -123,7 +120,7 @@ interface StagedTurn {
   offset: number;
   reply: unknown;
   write: TurnWrite;
-  localTells: [AnyActorType, string, unknown][];
+  localTells: LocalTell[] | undefined;
   /** The activation once the write is committed. */
   after: TurnBase;
 }
@@ -140,6 +137,8 @@ interface StagedTurn {
 export class ActorSystem {
   private readonly options: ActorSystemOptions;
   private readonly types = new Map<string, AnyActorType>();
+  /** Per durable actor type, by type name: what its turns need. */
+  private readonly hosts = new Map<string, TurnHost>();
   private readonly activations = new Map<string, Activation>();
   private readonly fences = new Map<string, Fence>();
   private readonly timers: TimerService;
@@ -160,6 +159,9 @@ export class ActorSystem {
       clock: this.options.clock,
       tracing: this.options.tracer,
     });
+    for (const type of this.types.values()) {
+      this.hosts.set(type.type, { type, codec: type.codec ?? jsonCodec, client: this.client, partitions: this.options.partitions });
+    }
     const reportError = (error: unknown) => this.options.onError(toError(error));
     this.local = new LocalActors(
       this.options.clock,
@@ -397,7 +399,7 @@ export class ActorSystem {
       this.options.observer.turnEnded?.(activation.ref.type, 'ok');
     }
     await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
-    for (const turn of staged) await this.client.reply(turn.envelope, { ok: true, value: turn.reply }, activation.codec);
+    for (const turn of staged) await this.client.reply(turn.envelope, { ok: true, value: turn.reply }, activation.host.codec);
     return true;
   }
 
@@ -417,7 +419,7 @@ export class ActorSystem {
           this.settle(activation, turn);
           this.options.observer.turnEnded?.(activation.ref.type, 'ok');
           await this.flush(activation).catch((thrown: unknown) => this.options.onError(toError(thrown)));
-          await this.client.reply(envelope, { ok: true, value: turn.reply }, activation.codec);
+          await this.client.reply(envelope, { ok: true, value: turn.reply }, activation.host.codec);
           return;
         } catch (thrown) {
           error = toError(thrown);
@@ -453,81 +455,37 @@ export class ActorSystem {
     offset: number,
     attempt: number,
   ): StagedTurn | Promise<StagedTurn> {
-    const { type, codec, ref } = activation;
-    const message = codec.decode(envelope.payload);
-    let state = base.state;
-    const events: Uint8Array[] = [];
-    const outbox: OutboxMessage[] = [];
-    const localTells: [AnyActorType, string, unknown][] = [];
-    const timersSet: Timer[] = [];
-    const timersCancelled: string[] = [];
-    const now = this.options.clock();
-    const context: ActorContext<unknown, unknown, unknown> = {
-      self: ref,
-      get state() {
-        return state;
-      },
-      now,
-      messageId: envelope.id,
-      attempt,
-      emit: (event) => {
-        events.push(codec.encode(event));
-        state = type.apply(state, event);
-      },
-      tell: (target, id, message) => {
-        if (target.durable === false) {
-          localTells.push([target, id, message]);
-          return;
-        }
-        // Derived from the input's id, so a replayed turn re-emits the same message ids.
-        const messageId = `${envelope.id}/${outbox.length}`;
-        const record = this.client.record(target, id, message, {
-          id: messageId,
-          causationId: envelope.id,
-          correlationId: envelope.correlationId || envelope.id,
-        });
-        outbox.push({ id: messageId, topic: record.topic, key: record.key, value: record.value, headers: record.headers ?? {} });
-      },
-      publish: (topic, key, value) => {
-        outbox.push({ id: `${envelope.id}/${outbox.length}`, topic, key, value, headers: {} });
-      },
-      schedule: (name, due, message) => {
-        timersSet.push({
-          actor: ref,
-          name,
-          dueAt: dueAt(due, now),
-          shard: shardOf(ref.type, partitionFor(ref.id, this.options.partitions)),
-          message: codec.encode(message),
-        });
-      },
-      cancelTimer: (name) => {
-        timersCancelled.push(name);
+    const { host, ref } = activation;
+    const message = host.codec.decode(envelope.payload);
+    const turn = new Turn(host, ref, base.state, envelope, attempt, this.options.clock());
+    const reply = this.options.tracer.turn(ref, envelope, attempt, () => host.type.receive(turn, message));
+    if (isThenable(reply)) return Promise.resolve(reply).then((value) => this.staged(activation, base, turn, envelope, offset, value));
+    return this.staged(activation, base, turn, envelope, offset, reply);
+  }
+
+  /** A turn whose handler returned `reply`, with the write that makes it durable. */
+  private staged(activation: Activation, base: TurnBase, turn: Turn, envelope: Envelope, offset: number, reply: unknown): StagedTurn {
+    const { host, ref } = activation;
+    const seq = base.seq + turn.events.length;
+    const snapshot = seq - base.snapshotSeq >= (host.type.snapshotEvery ?? 100) ? { seq, state: host.codec.encode(turn.state) } : undefined;
+    return {
+      envelope,
+      offset,
+      reply,
+      localTells: turn.localTells,
+      after: { state: turn.state, seq, snapshotSeq: snapshot ? seq : base.snapshotSeq },
+      write: {
+        actor: ref,
+        expectedSeq: base.seq,
+        events: turn.events,
+        input: { id: envelope.id, offset },
+        snapshot,
+        timersSet: turn.timersSet,
+        timersCancelled: turn.timersCancelled,
+        outbox: turn.outbox,
+        fence: this.fences.get(activation.scope),
       },
     };
-    const staged = (reply: unknown): StagedTurn => {
-      const seq = base.seq + events.length;
-      const snapshot = seq - base.snapshotSeq >= (type.snapshotEvery ?? 100) ? { seq, state: codec.encode(state) } : undefined;
-      return {
-        envelope,
-        offset,
-        reply,
-        localTells,
-        after: { state, seq, snapshotSeq: snapshot ? seq : base.snapshotSeq },
-        write: {
-          actor: ref,
-          expectedSeq: base.seq,
-          events,
-          input: { id: envelope.id, offset },
-          snapshot,
-          timersSet,
-          timersCancelled,
-          outbox,
-          fence: this.fences.get(activation.scope),
-        },
-      };
-    };
-    const reply = this.options.tracer.turn(ref, envelope, attempt, () => type.receive(context, message));
-    return isThenable(reply) ? Promise.resolve(reply).then(staged) : staged(reply);
   }
 
   /** Makes a committed turn the activation's state and starts its local effects. */
@@ -537,7 +495,7 @@ export class ActorSystem {
     activation.snapshotSeq = turn.after.snapshotSeq;
     activation.lastInputOffset = Math.max(turn.offset, activation.lastInputOffset ?? -1);
     activation.unsent.push(...(turn.write.outbox ?? []));
-    for (const [target, id, message] of turn.localTells) this.local.deliver(target, id, message, undefined);
+    for (const [target, id, message] of turn.localTells ?? []) this.local.deliver(target, id, message, undefined);
     if ((turn.write.timersSet ?? []).length > 0) this.timers.wake();
   }
 
@@ -569,7 +527,7 @@ export class ActorSystem {
         { cause: error },
       ),
     );
-    await this.client.reply(envelope, { ok: false, code, message: error.message }, activation.codec);
+    await this.client.reply(envelope, { ok: false, code, message: error.message }, activation.host.codec);
   }
 
   private async activate(type: AnyActorType, id: string, scope: string): Promise<Activation> {
@@ -578,8 +536,7 @@ export class ActorSystem {
     if (existing) return existing;
     const activation: Activation = {
       ref: { type: type.type, id },
-      type,
-      codec: type.codec ?? jsonCodec,
+      host: this.hosts.get(type.type)!,
       state: undefined,
       seq: 0,
       snapshotSeq: 0,
@@ -596,7 +553,7 @@ export class ActorSystem {
 
   private async reload(activation: Activation): Promise<void> {
     const record: ActorRecord = await this.options.store.load(activation.ref);
-    const { type, codec } = activation;
+    const { type, codec } = activation.host;
     let state = record.snapshot ? codec.decode(record.snapshot.state) : type.initialState(activation.ref.id);
     for (const event of record.events) state = type.apply(state, codec.decode(event.data));
     activation.state = state;
@@ -641,14 +598,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 function isDuplicate(error: Error): boolean {
   return error instanceof RuntimeError && error.code === RuntimeErrorCode.DuplicateInput;
-}
-
-function shardOf(actorType: string, partition: number): string {
-  return `${actorType}/${partition}`;
-}
-
-function dueAt(due: TimerDue, now: number): number {
-  return 'at' in due ? due.at : now + due.delayMs;
 }
 
 /** Runs `run` over the items, at most `limit` at a time; `run` reports its own failures. */

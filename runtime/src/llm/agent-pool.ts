@@ -6,20 +6,15 @@
  * replay safety — applies budgets, limits, retries and the journal, and where stuck loops are
  * caught per task.
  *
- * Workers load TypeScript sources: when this module runs from a `.ts` file (under tsx or
- * vitest), workers start with `--import <tsx's loader>`, resolved from this package so the
- * working directory does not matter; Node 20 workers do not inherit the parent's loader hooks.
- * A compiled build (`.js`) runs the compiled worker without it.
+ * Workers load TypeScript sources when this module does (worker-module.ts).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { extname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink';
 import { Piscina } from 'piscina';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
+import { workerModule } from '../worker-module.js';
 import {
   portEndpoint,
   type AgentHostApi,
@@ -175,7 +170,7 @@ export class AgentPool {
     validate(this.options);
     this.loops = new StuckLoopDetector(this.options.stuckLoop);
     const { threads, spec } = this.options;
-    const worker = workerModule();
+    const worker = workerModule(import.meta.url, './agent.worker', 'agent workers');
     this.piscina = new Piscina<AgentTask, AgentTaskResult>({
       filename: worker.filename,
       execArgv: worker.execArgv,
@@ -331,24 +326,6 @@ function outcome(taskId: string, output: TaskOutput, calls: CallSummary[]): Agen
 
 function isHostPortMessage(message: unknown): message is { type: 'troupe.agent-host-port'; port: MessagePort } {
   return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'troupe.agent-host-port';
-}
-
-/** The worker module next to this one, and how a worker must start to load it. */
-function workerModule(): { filename: string; execArgv: string[] } {
-  const extension = extname(fileURLToPath(import.meta.url));
-  const filename = new URL(`./agent.worker${extension}`, import.meta.url).href;
-  if (extension !== '.ts') return { filename, execArgv: [] };
-  let loader: string;
-  try {
-    loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  } catch (error) {
-    throw new RuntimeError(
-      RuntimeErrorCode.InvalidOptions,
-      'agent workers run TypeScript sources and need tsx installed, or a compiled build',
-      { cause: error },
-    );
-  }
-  return { filename, execArgv: ['--import', loader] };
 }
 
 function validate(options: AgentPoolOptions): void {

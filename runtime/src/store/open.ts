@@ -23,7 +23,7 @@ export type StoreConfig = { kind: 'embedded'; path: string } | ({ kind: 'cassand
 export async function openStore(config: StoreConfig): Promise<Store> {
   switch (config.kind) {
     case 'embedded':
-      return new EmbeddedStore({ path: config.path });
+      return EmbeddedStore.open({ path: config.path });
     case 'cassandra':
       return CassandraStore.open(config);
   }

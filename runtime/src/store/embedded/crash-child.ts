@@ -17,7 +17,7 @@ export interface CrashChildArgs {
 }
 
 const args = JSON.parse(process.argv[2] ?? '') as CrashChildArgs;
-const store = new EmbeddedStore({ path: args.path });
+const store = await EmbeddedStore.open({ path: args.path });
 const text = new TextEncoder();
 
 // Every turn writes events, an input id and offset, a timer and an outbox message, so the test

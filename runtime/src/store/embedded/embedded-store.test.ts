@@ -43,28 +43,19 @@ describe('EmbeddedStore', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const thrownBy = (work: () => unknown): unknown => {
-    try {
-      work();
-    } catch (error) {
-      return error;
-    }
-    throw new Error('expected a throw');
-  };
-
   it.each([
     ['path', { path: '' }],
     ['keepInputIds', { path: 'x.db', keepInputIds: 5 }],
     ['keepInputIds', { path: 'x.db', keepInputIds: 10_000.5 }],
     ['clock', { path: 'x.db', clock: 'now' as unknown as () => number }],
-  ] satisfies [string, EmbeddedStoreOptions][])('refuses an invalid %s option, naming it', (key, options) => {
-    const error = thrownBy(() => new EmbeddedStore(options));
-    expect(error).toMatchObject({ code: RuntimeErrorCode.InvalidOptions });
-    expect((error as Error).message).toContain(`"${key}"`);
+  ] satisfies [string, EmbeddedStoreOptions][])('refuses an invalid %s option, naming it', async (key, options) => {
+    const opening = EmbeddedStore.open(options);
+    await expect(opening).rejects.toMatchObject({ code: RuntimeErrorCode.InvalidOptions });
+    await expect(opening).rejects.toThrow(`"${key}"`);
   });
 
   it('fails every call after close with CLOSED, and closing again is harmless', async () => {
-    const store = new EmbeddedStore({ path });
+    const store = await EmbeddedStore.open({ path });
     await store.close();
     await store.close();
 
@@ -79,24 +70,30 @@ describe('EmbeddedStore', () => {
     await expect(store.claim({ scope: 's', epoch: 1 })).rejects.toMatchObject(closed);
   });
 
-  it('keeps the most recent keepInputIds input ids per actor and forgets older ones a hundred at a time', async () => {
+  it('keeps the most recent keepInputIds input ids per actor, forgetting older ones once every keepInputIds inputs', async () => {
     const keepInputIds = 10_000;
-    const store = new EmbeddedStore({ path, keepInputIds });
+    const store = await EmbeddedStore.open({ path, keepInputIds });
     const neighbour: ActorRef = { type: 'project', id: 'p2' };
     await store.commitTurn({ actor: neighbour, expectedSeq: 0, events: [], input: { id: 'input-1' } });
-    for (let n = 1; n <= keepInputIds + 100; n += 1) {
-      await store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${n}` } });
-    }
+    const applyInputs = async (from: number, to: number) => {
+      for (let first = from; first <= to; first += 500) {
+        const ids = Array.from({ length: Math.min(500, to - first + 1) }, (_, i) => `input-${first + i}`);
+        await store.commitTurns(ids.map((id) => ({ actor, expectedSeq: 0, events: [], input: { id } })));
+      }
+    };
 
-    const ids = [1, 2, 99, 100, 101, keepInputIds + 100].map((n) => `input-${n}`);
-    expect(await store.appliedInputs(actor, ids)).toEqual(new Set(['input-101', `input-${keepInputIds + 100}`]));
+    await applyInputs(1, 2 * keepInputIds - 1);
+    expect(await store.appliedInputs(actor, ['input-1'])).toEqual(new Set(['input-1']));
+    await applyInputs(2 * keepInputIds, 2 * keepInputIds);
+    const ids = [1, keepInputIds, keepInputIds + 1, 2 * keepInputIds].map((n) => `input-${n}`);
+    expect(await store.appliedInputs(actor, ids)).toEqual(new Set([`input-${keepInputIds + 1}`, `input-${2 * keepInputIds}`]));
     // Pruning is per actor.
     expect(await store.appliedInputs(neighbour, ['input-1'])).toEqual(new Set(['input-1']));
     await store.close();
   });
 
   it('rolls back a turn that fails half-way through its writes', async () => {
-    const store = new EmbeddedStore({ path });
+    const store = await EmbeddedStore.open({ path });
     const unbindable = Symbol('not bytes') as unknown as Uint8Array;
     const badTimer: Timer = { actor, name: 'bad', dueAt: 1, shard: 'project/0', message: unbindable };
 
@@ -117,18 +114,18 @@ describe('EmbeddedStore', () => {
 
   it('refuses a file that is not a database with CORRUPT', async () => {
     await writeFile(path, 'not a database, just some text that is long enough to have a header');
-    expect(thrownBy(() => new EmbeddedStore({ path }))).toMatchObject({ code: RuntimeErrorCode.Corrupt });
+    await expect(EmbeddedStore.open({ path })).rejects.toMatchObject({ code: RuntimeErrorCode.Corrupt });
   });
 
   it('refuses a database written by a newer schema version', async () => {
-    await new EmbeddedStore({ path }).close();
+    await (await EmbeddedStore.open({ path })).close();
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
 
-    const error = thrownBy(() => new EmbeddedStore({ path }));
-    expect(error).toMatchObject({ code: RuntimeErrorCode.Corrupt });
-    expect((error as Error).message).toContain('schema version 99');
+    const opening = EmbeddedStore.open({ path });
+    await expect(opening).rejects.toMatchObject({ code: RuntimeErrorCode.Corrupt });
+    await expect(opening).rejects.toThrow('schema version 99');
   });
 
   it('keeps every turn committed before a SIGKILL, and no partial turn', async () => {
@@ -165,7 +162,7 @@ describe('EmbeddedStore', () => {
     });
     expect(await exited).toBe('SIGKILL');
 
-    const store = new EmbeddedStore({ path });
+    const store = await EmbeddedStore.open({ path });
     const record = await store.load(actor);
     const turns = record.seq / eventsPerTurn;
     const lastPrinted = Math.max(...printed);
