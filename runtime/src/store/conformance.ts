@@ -204,6 +204,18 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         expect(await store.appliedInputs(actor, [])).toEqual(new Set());
       });
 
+      it('answers for a run of hundreds of input ids at once', async () => {
+        const actor = actorRef('applied-run');
+        const applied = ['early', 'middle', 'late'];
+        await store.commitTurns(applied.map((id) => turn(actor, 0, [], { input: { id } })));
+        const asked = Array.from({ length: 300 }, (_, i) => `unseen-${i}`);
+        asked.splice(0, 0, 'early');
+        asked.splice(150, 0, 'middle');
+        asked.push('late');
+
+        expect(await store.appliedInputs(actor, asked)).toEqual(new Set(applied));
+      });
+
       it('keeps the highest input offset seen', async () => {
         const actor = actorRef('offsets');
         expect((await store.load(actor)).lastInputOffset).toBeUndefined();

@@ -58,6 +58,9 @@ const DEFAULTS = {
   clock: Date.now,
 } satisfies Required<Omit<CassandraStoreOptions, 'contactPoints' | 'localDataCenter'>>;
 
+/** Most keys in one IN list of a read. */
+const MAX_IN_KEYS = 100;
+
 /** The Store contract's promise in `appliedInputs`. */
 const MIN_KEEP_INPUT_IDS = 10_000;
 
@@ -306,9 +309,12 @@ export class CassandraStore implements Store {
 
   async appliedInputs(actor: ActorRef, inputIds: readonly string[]): Promise<Set<string>> {
     this.ensureOpen();
-    if (inputIds.length === 0) return new Set();
-    const rows = await this.rows(this.sql.inputs, [...keyOf(actor), [...new Set(inputIds)]]);
-    return new Set(rows.map((row) => String(row['name'])));
+    const ids = [...new Set(inputIds)];
+    // An IN list of a few dozen keys is one cheap read; Cassandra warns about long ones, so a
+    // run of hundreds is asked about in slices, side by side.
+    const slices = Array.from({ length: Math.ceil(ids.length / MAX_IN_KEYS) }, (_, i) => ids.slice(i * MAX_IN_KEYS, (i + 1) * MAX_IN_KEYS));
+    const rows = await Promise.all(slices.map((slice) => this.rows(this.sql.inputs, [...keyOf(actor), slice])));
+    return new Set(rows.flat().map((row) => String(row['name'])));
   }
 
   async markSent(actor: ActorRef, ids: readonly string[]): Promise<void> {
