@@ -69,10 +69,13 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-auth" (include "troupe.component" (list . "gateway"))) .Values.gateway.auth.existingSecret }}
 {{- end }}
 
-{{/* The Kafka brokers, for every process. */}}
+{{/* The Kafka brokers and consumer-group session timeout, for every process (the operator hands them on to agent pods). */}}
 {{- define "troupe.kafkaEnv" -}}
 - name: TROUPE_KAFKA_BROKERS
   value: {{ join "," .Values.kafka.brokers | quote }}
+{{- /* int: a number from a values file is a float, which quote would print as 1.8e+06 from a million up. */}}
+- name: TROUPE_KAFKA_SESSION_TIMEOUT_MS
+  value: {{ int .Values.kafka.sessionTimeoutMs | quote }}
 {{- end }}
 
 {{/* Cassandra and Redis, for the runtime and (handed on to agent pods) the operator. */}}

@@ -123,6 +123,7 @@ describe('the default install', () => {
       Object.fromEntries(
         [
           'TROUPE_KAFKA_BROKERS',
+          'TROUPE_KAFKA_SESSION_TIMEOUT_MS',
           'TROUPE_CASSANDRA_CONTACT_POINTS',
           'TROUPE_CASSANDRA_DATACENTER',
           'TROUPE_CASSANDRA_KEYSPACE',
@@ -131,6 +132,7 @@ describe('the default install', () => {
       ),
     ).toEqual({
       TROUPE_KAFKA_BROKERS: 'kafka:9092',
+      TROUPE_KAFKA_SESSION_TIMEOUT_MS: '30000',
       TROUPE_CASSANDRA_CONTACT_POINTS: 'cassandra:9042',
       TROUPE_CASSANDRA_DATACENTER: 'datacenter1',
       TROUPE_CASSANDRA_KEYSPACE: 'troupe',
@@ -309,6 +311,14 @@ describe('values for an install on external services', () => {
     expect(JSON.parse(configMap.data?.['troupe.json'] ?? '')).toEqual(
       JSON.parse(readFileSync(`${CHART_DIR}dashboards/troupe.json`, 'utf8')),
     );
+  });
+});
+
+describe('the Kafka session timeout', () => {
+  it('reaches the runtime, the gateway and the operator (for agent pods) as digits the runtime reads, even from a values file', async () => {
+    const objects = await render({ values: [`${VALUES_DIR}longest-session-timeout.yaml`] });
+    for (const name of ['troupe-runtime', 'troupe-gateway', 'troupe-operator'])
+      expect(value(containerOf(find<V1Deployment>(objects, 'Deployment', name)), 'TROUPE_KAFKA_SESSION_TIMEOUT_MS'), name).toBe('1800000');
   });
 });
 

@@ -2,7 +2,8 @@
  * The operator process's credentials for the runtime, as the Helm chart gives them: with only
  * TROUPE_TOKEN_SECRET (no TROUPE_RUNTIME_TOKEN) it signs its own admin tokens, and the runtime,
  * checking with the same secret, accepts the Project it submits; without either variable, or
- * with a secret too short to sign with, it exits 1 with a message naming them.
+ * with a secret too short to sign with, it exits 1 with a message naming them. A Kafka session
+ * timeout the brokers would refuse stops it too, naming the flag.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,11 +11,18 @@ import { join } from 'node:path';
 import { infra } from '@troupe/harness';
 import { Tokens, createProvider, startEmbeddedRuntime, type EmbeddedRuntime } from '@troupe/runtime';
 import { samplePools } from '@troupe/runtime/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createNamespace, ensureCrds, kubectl, kubectlOk } from './testing/cluster.js';
 import { startOperatorProcess, type OperatorProcess } from './testing/operator-process.js';
 
 const SECRET = 'operator-main-test-secret-of-32-bytes-or-more';
+
+/** The exit code, and the last line logged (stderr may still be draining when the process exits). */
+async function failure(process: OperatorProcess) {
+  const exitCode = await process.exited;
+  await expect.poll(() => process.logs.some((line) => line.msg === 'operator failed')).toBe(true);
+  return { exitCode, ...process.logs.find((line) => line.msg === 'operator failed') };
+}
 
 describe("the operator's runtime credentials", () => {
   let namespace = '';
@@ -80,12 +88,6 @@ spec:
   });
 
   it('exits 1 naming the variables when it has neither a token nor the secret, or a secret too short', async () => {
-    /** The exit code, and the last line logged (stderr may still be draining when the process exits). */
-    const failure = async (process: OperatorProcess) => {
-      const exitCode = await process.exited;
-      await expect.poll(() => process.logs.some((line) => line.msg === 'operator failed')).toBe(true);
-      return { exitCode, ...process.logs.find((line) => line.msg === 'operator failed') };
-    };
     expect(await failure(startOperatorProcess(operatorEnv('operator-without', {})))).toMatchObject({
       exitCode: 1,
       code: 'INVALID_OPTIONS',
@@ -96,5 +98,32 @@ spec:
       code: 'INVALID_OPTIONS',
       error: 'TROUPE_TOKEN_SECRET: Tokens option secret must be at least 32 bytes, got 9',
     });
+  });
+});
+
+describe("the operator's Kafka session timeout for agent pods", () => {
+  it('exits 1 naming the flag and its variable when the brokers would refuse the timeout', async () => {
+    for (const timeout of ['5000', 'abc']) {
+      const operator = startOperatorProcess({
+        KUBECONFIG: infra().kube.kubeconfig,
+        POD_NAME: `operator-session-timeout-${timeout}`,
+        // Should it start after all, it has nothing to reconcile.
+        TROUPE_WATCH_NAMESPACES: 'operator-session-timeout-none',
+        TROUPE_LEADER_ELECT: 'false',
+        TROUPE_HEALTH_PORT: '0',
+        TROUPE_RUNTIME_TOKEN: '',
+        TROUPE_TOKEN_SECRET: SECRET,
+        TROUPE_KAFKA_SESSION_TIMEOUT_MS: timeout,
+      });
+      // Even when it never exits and the test times out, it must not outlive the test.
+      onTestFinished(async () => {
+        await operator.stop('SIGTERM');
+      });
+      expect(await failure(operator), timeout).toMatchObject({
+        exitCode: 1,
+        code: 'INVALID_OPTIONS',
+        error: `--kafka-session-timeout-ms (TROUPE_KAFKA_SESSION_TIMEOUT_MS) must be an integer in 6000..1800000, got "${timeout}"`,
+      });
+    }
   });
 });

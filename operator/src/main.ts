@@ -31,6 +31,7 @@ const FLAGS = {
   kubeconfig: { env: 'KUBECONFIG', default: '' },
   'runtime-address': { env: 'TROUPE_RUNTIME_ADDRESS', default: 'troupe-runtime:50051' },
   'kafka-brokers': { env: 'TROUPE_KAFKA_BROKERS', default: '' },
+  'kafka-session-timeout-ms': { env: 'TROUPE_KAFKA_SESSION_TIMEOUT_MS', default: '' },
   'cassandra-contact-points': { env: 'TROUPE_CASSANDRA_CONTACT_POINTS', default: '' },
   'cassandra-datacenter': { env: 'TROUPE_CASSANDRA_DATACENTER', default: '' },
   'cassandra-keyspace': { env: 'TROUPE_CASSANDRA_KEYSPACE', default: AGENT_DEPLOYMENT_DEFAULTS.cassandraKeyspace },
@@ -76,12 +77,13 @@ function readFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Record<Flag
   ) as Record<Flag, string>;
 }
 
-function integer(flags: Record<Flag, string>, flag: Flag): number {
+function integer(flags: Record<Flag, string>, flag: Flag, range?: { min: number; max: number }): number {
   const value = Number(flags[flag]);
-  if (!Number.isInteger(value) || value < 0) {
+  const { min, max } = range ?? { min: 0, max: Infinity };
+  if (!Number.isInteger(value) || value < min || value > max) {
     throw new OperatorError(
       OperatorErrorCode.InvalidOptions,
-      `--${flag} (${FLAGS[flag].env}) must be a non-negative integer, got "${flags[flag]}"`,
+      `--${flag} (${FLAGS[flag].env}) must be ${range === undefined ? 'a non-negative integer' : `an integer in ${min}..${max}`}, got "${flags[flag]}"`,
     );
   }
   return value;
@@ -187,6 +189,11 @@ async function main(): Promise<number> {
       ...AGENT_DEPLOYMENT_DEFAULTS,
       image: flags['agent-image'],
       kafkaBrokers: brokers,
+      // Empty leaves the agent pods' default. The range is the brokers' default
+      // group.min/max.session.timeout.ms: a value they refuse stops the operator here instead of
+      // crash-looping every agent pod.
+      kafkaSessionTimeoutMs:
+        flags['kafka-session-timeout-ms'] === '' ? undefined : integer(flags, 'kafka-session-timeout-ms', { min: 6_000, max: 1_800_000 }),
       cassandraContactPoints: list(flags['cassandra-contact-points']),
       cassandraDatacenter: flags['cassandra-datacenter'],
       cassandraKeyspace: flags['cassandra-keyspace'],

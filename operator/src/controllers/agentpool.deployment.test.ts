@@ -56,7 +56,7 @@ function env(deployment: Deployment): Record<string, unknown> {
 }
 
 describe('desiredDeployment', () => {
-  it('runs the pool component of the runtime image with its model, provider, concurrency, limits, Kafka, Cassandra and Redis in the environment', () => {
+  it('runs the pool component of the runtime image with its model, provider, concurrency, limits, Kafka (and its session timeout), Cassandra and Redis in the environment', () => {
     const deployment = desiredDeployment(
       pool({
         model: { provider: 'openai', name: 'gpt-4.1-mini', temperature: 0.2, maxOutputTokens: 4096 },
@@ -65,7 +65,7 @@ describe('desiredDeployment', () => {
         systemPrompt: 'Write code.',
       }),
       OPENAI,
-      SETTINGS,
+      { ...SETTINGS, kafkaSessionTimeoutMs: 10_000 },
     );
     expect(deployment.spec.template.spec?.containers[0]?.image).toBe('registry.local/troupe-runtime:1.2.3');
     expect(env(deployment)).toEqual({
@@ -88,6 +88,7 @@ describe('desiredDeployment', () => {
       TROUPE_PROVIDER_PRICING: '[{"model":"gpt-4.1-mini","inputPerMTokUSD":0.4,"outputPerMTokUSD":1.6}]',
       TROUPE_ARTIFACTS_DIR: '/var/lib/troupe/artifacts',
       TROUPE_KAFKA_BROKERS: 'kafka-0:9092,kafka-1:9092',
+      TROUPE_KAFKA_SESSION_TIMEOUT_MS: '10000',
       TROUPE_CASSANDRA_CONTACT_POINTS: 'cassandra-0.cassandra,cassandra-1.cassandra',
       TROUPE_CASSANDRA_DATACENTER: 'dc1',
       TROUPE_CASSANDRA_KEYSPACE: 'troupe',
@@ -118,6 +119,8 @@ describe('desiredDeployment', () => {
       'TROUPE_PROVIDER_PRICING',
       'TROUPE_PROVIDER_SIMULATED',
       'TROUPE_KAFKA_BROKERS',
+      // Unset, the runtime's own default applies.
+      'TROUPE_KAFKA_SESSION_TIMEOUT_MS',
       'TROUPE_CASSANDRA_CONTACT_POINTS',
       'TROUPE_REDIS_URL',
     ])

@@ -18,6 +18,11 @@ export interface AgentDeploymentSettings {
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** Kafka bootstrap brokers the pods consume the pool topic from; empty for none. */
   kafkaBrokers: readonly string[];
+  /**
+   * How long the pool's consumer group waits for a pod that stopped heartbeating before its
+   * partitions move to the other replicas, in ms; unset for the runtime's default (30,000).
+   */
+  kafkaSessionTimeoutMs?: number;
   /** Cassandra nodes the pods keep actor state in (the LLM call journal); empty for none. */
   cassandraContactPoints: readonly string[];
   /** The Cassandra data center the pods run in. */
@@ -121,6 +126,7 @@ export function desiredDeployment(pool: AgentPool, provider: ModelProvider, sett
     ...providerEnv(provider),
     { name: 'TROUPE_ARTIFACTS_DIR', value: settings.artifactsDir },
     ...(settings.kafkaBrokers.length > 0 ? [{ name: 'TROUPE_KAFKA_BROKERS', value: settings.kafkaBrokers.join(',') }] : []),
+    ...optional('TROUPE_KAFKA_SESSION_TIMEOUT_MS', settings.kafkaSessionTimeoutMs),
     ...(settings.cassandraContactPoints.length > 0
       ? [
           { name: 'TROUPE_CASSANDRA_CONTACT_POINTS', value: settings.cassandraContactPoints.join(',') },

@@ -397,8 +397,12 @@ export class ActorSystem {
       this.settle(activation, turn);
       this.options.observer.turnEnded?.(activation.ref.type, 'ok');
     }
-    await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
-    for (const turn of staged) await this.client.reply(turn.envelope, { ok: true, value: turn.reply }, activation.host.codec);
+    if (activation.unsent.length > 0) await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
+    // Most turns answer a tell, which wants no reply.
+    for (const turn of staged) {
+      if (turn.envelope.replyTo !== undefined)
+        await this.client.reply(turn.envelope, { ok: true, value: turn.reply }, activation.host.codec);
+    }
     return true;
   }
 

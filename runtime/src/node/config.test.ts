@@ -53,6 +53,18 @@ describe('nodeConfig', () => {
     });
     expect(options.gateway).toBeUndefined();
     expect(shutdownTimeoutMs).toBe(25_000);
+    // Unset, the transport's own default session timeout applies.
+    expect(options.transport).not.toHaveProperty('sessionTimeoutMs');
+  });
+
+  it("sets the consumer groups' session timeout, how long a dead node keeps its partitions", () => {
+    const { options } = nodeConfig({ ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_KAFKA_SESSION_TIMEOUT_MS: '10000' });
+    expect(options.transport).toEqual({
+      kind: 'kafka',
+      brokers: ['kafka-0.kafka:9092', 'kafka-1.kafka:9092'],
+      clientId: 'troupe-runtime-7f9c-x2k4q',
+      sessionTimeoutMs: 10_000,
+    });
   });
 
   it('reads the pool the operator describes, with its provider', () => {
@@ -116,6 +128,19 @@ describe('nodeConfig', () => {
       /^TROUPE_GRPC_PORT must be an integer in 0\.\.65535, got "70000"$/,
     );
     refused({ ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_HTTP_PORT: 'http' }, /^TROUPE_HTTP_PORT must be an integer/);
+    // Below the brokers' group.min.session.timeout.ms, every join of the group would be refused.
+    refused(
+      { ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_KAFKA_SESSION_TIMEOUT_MS: '5000' },
+      /^TROUPE_KAFKA_SESSION_TIMEOUT_MS must be an integer in 6000\.\.1800000, got "5000"$/,
+    );
+    refused(
+      { ...CLUSTER, TROUPE_COMPONENTS: 'gateway', TROUPE_KAFKA_SESSION_TIMEOUT_MS: '1800001' },
+      /^TROUPE_KAFKA_SESSION_TIMEOUT_MS must be an integer in 6000\.\.1800000, got "1800001"$/,
+    );
+    refused(
+      { ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_KAFKA_SESSION_TIMEOUT_MS: 'abc' },
+      /^TROUPE_KAFKA_SESSION_TIMEOUT_MS must be an integer in 6000\.\.1800000, got "abc"$/,
+    );
     refused({ ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_CASSANDRA_DATACENTER: '' }, /^TROUPE_CASSANDRA_DATACENTER is required/);
     refused(
       { ...CLUSTER, TROUPE_COMPONENTS: 'runtime', TROUPE_REDIS_URL: 'http://redis:6379' },

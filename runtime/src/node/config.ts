@@ -92,13 +92,15 @@ export function nodeConfig(env: Env, defaults: ConfigDefaults = {}): NodeConfig 
   const brokers = list(env, 'TROUPE_KAFKA_BROKERS', "the Kafka bootstrap brokers, 'host:port' separated by commas");
   const bad = brokers.find((broker) => !/^\S+:\d+$/.test(broker));
   if (bad !== undefined) throw invalid('TROUPE_KAFKA_BROKERS', `must list 'host:port' entries, got ${JSON.stringify(bad)}`);
+  // The brokers' default group.min/max.session.timeout.ms: a broker refuses a member whose timeout is outside them.
+  const sessionTimeoutMs = integer(env, 'TROUPE_KAFKA_SESSION_TIMEOUT_MS', undefined, 6_000, 1_800_000);
 
   const nodeId = optional(env, 'TROUPE_NODE_ID') ?? optional(env, 'POD_NAME') ?? hostname();
   const options: NodeOptions = {
     ...NODE_DEFAULTS,
     components: components as NodeComponent[],
     // The node's name is its client id: brokers and consumer groups show which pod a member is.
-    transport: { kind: 'kafka', brokers, clientId: nodeId },
+    transport: { kind: 'kafka', brokers, clientId: nodeId, ...(sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs }) },
     nodeId,
     partitions: integer(env, 'TROUPE_PARTITIONS', NODE_DEFAULTS.partitions, 1, 10_000)!,
     host: optional(env, 'TROUPE_LISTEN_HOST') ?? NODE_DEFAULTS.host,
