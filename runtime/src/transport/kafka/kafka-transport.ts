@@ -444,7 +444,7 @@ export class KafkaTransport implements Transport {
     let end = 0;
     for (; end < this.#queue.length; end++) {
       const { topic, message, bytes: size } = this.#queue[end]!;
-      const key = perPartition && `${topic}\0${message.partition}`;
+      const key = perPartition ? `${topic}\0${message.partition}` : undefined;
       const held = key === undefined ? 0 : (perPartition!.get(key) ?? 0);
       if (end > 0 && (total + size > maxRequestBytes || held + size > maxBatchBytes)) break;
       if (key !== undefined) perPartition!.set(key, held + size);
