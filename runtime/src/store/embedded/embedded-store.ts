@@ -4,20 +4,18 @@
  * for one process.
  *
  * Two connections share the file. Reads run on the caller's thread, through its own connection.
- * Writes run on a writer thread (embedded-writer.worker.ts): the writes asked for in one turn of
- * the event loop go there together and share a transaction (group commit), each in its own
- * savepoint, so a busy node pays for one WAL commit per batch rather than per turn, and its event
- * loop does not stop while SQLite writes.
+ * Writes run on the process's writer thread (writer-thread.ts), through a connection of their
+ * own there: the writes asked for in one turn of the event loop go there together and share a
+ * transaction (group commit), each in its own savepoint, so a busy node pays for one WAL commit
+ * per batch rather than per turn, and its event loop does not stop while SQLite writes.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { serialize } from 'node:v8';
-import type { Worker } from 'node:worker_threads';
 
 import type Database from 'better-sqlite3';
 
 import { RuntimeError, RuntimeErrorCode, toError } from '../../errors.js';
-import { startWorker } from '../../worker-module.js';
 import type { ActorRecord, ActorRef, ArtifactRecord, Fence, Store, Timer, TurnWrite } from '../store.js';
 import {
   fromFailure,
@@ -31,7 +29,7 @@ import {
   type WriteFailure,
   type WriteOp,
 } from './embedded-db.js';
-import type { WriterData, WriterReply, WriterRequest } from './embedded-writer.worker.js';
+import { WriterThread, type Without, type WriterAnswer, type WriterCall } from './writer-thread.js';
 
 /** Options of {@link EmbeddedStore}. */
 export interface EmbeddedStoreOptions {
@@ -62,15 +60,6 @@ interface GroupedWrite {
   reject(error: Error): void;
 }
 
-/** A request to the writer thread, waiting for its reply. */
-interface PendingRequest {
-  resolve(value: WriterReply & { ok: true }): void;
-  reject(error: Error): void;
-}
-
-/** Requests as the store sends them; the id is added on the way. */
-type WriterCall = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
 /**
  * The SQLite-backed Store of embedded mode.
  *
@@ -88,45 +77,35 @@ export class EmbeddedStore implements Store {
 
   private readonly sql: Statements;
   private readonly loadTx: Database.Transaction<(actor: ActorRef) => ActorRecord>;
-  private readonly writer: Worker;
-  /** Settles once the writer thread opened the database, or failed to. */
-  private readonly ready: Promise<void>;
   /** Writes waiting for the next group commit, which is scheduled when the first one arrives. */
   private grouped: GroupedWrite[] = [];
-  private readonly pending = new Map<number, PendingRequest>();
-  private nextRequest = 1;
-  /** Why the writer thread is gone, once it is. */
-  private writerGone: Error | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly options: Required<EmbeddedStoreOptions>,
     private readonly db: Database.Database,
+    private readonly writer: WriterThread,
+    /** This store's database on the writer thread. */
+    private readonly writerDb: number,
   ) {
     this.sql = prepareStatements(db);
     this.loadTx = db.transaction((actor: ActorRef) => readActor(this.sql, actor));
-    this.writer = startWorker(import.meta.url, './embedded-writer.worker', 'the embedded store', {
-      workerData: { path: options.path, keepInputIds: options.keepInputIds } satisfies WriterData,
-    });
-    this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve: () => resolve(), reject }));
-    this.writer.on('message', (reply: WriterReply) => this.settle(reply));
-    this.writer.on('error', (error) => this.lose(`its writer thread failed: ${error.message}`));
-    this.writer.on('exit', (code) => this.lose(`its writer thread exited with code ${code}`));
   }
 
-  /** Opens (creating or migrating when needed) the database at `options.path` and starts its writer thread. */
+  /** Opens (creating or migrating when needed) the database at `options.path`, and its writing connection on the writer thread. */
   static async open(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     const resolved = resolveOptions(options);
     mkdirSync(dirname(resolved.path), { recursive: true });
-    const store = new EmbeddedStore(resolved, openDatabase(resolved.path, { migrate: true }));
+    const db = openDatabase(resolved.path, { migrate: true });
+    const writer = WriterThread.shared();
+    const writerDb = writer.newDatabase();
     try {
-      await store.ready;
+      await writer.request({ type: 'open', db: writerDb, path: resolved.path, keepInputIds: resolved.keepInputIds });
     } catch (error) {
-      store.db.close();
-      await store.writer.terminate();
+      db.close();
       throw error;
     }
-    return store;
+    return new EmbeddedStore(resolved, db, writer, writerDb);
   }
 
   async load(actor: ActorRef): Promise<ActorRecord> {
@@ -216,7 +195,7 @@ export class EmbeddedStore implements Store {
   private async shutDown(): Promise<void> {
     this.commitGrouped();
     try {
-      if (this.writerGone === undefined) await this.request({ type: 'close' });
+      await this.request({ type: 'close' });
     } finally {
       this.db.close();
     }
@@ -269,33 +248,9 @@ export class EmbeddedStore implements Store {
     );
   }
 
-  /** Sends a request to the writer thread, which holds the process open until every reply is in. */
-  private request(call: WriterCall): Promise<WriterReply & { ok: true }> {
-    if (this.writerGone) return Promise.reject(this.writerGone);
-    const id = this.nextRequest++;
-    return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) this.writer.ref();
-      this.pending.set(id, { resolve, reject });
-      const request = { ...call, id } as WriterRequest;
-      // The serialized ops are the store's own copies: moved to the thread, not copied.
-      this.writer.postMessage(request, request.type === 'group' ? request.ops.map((op) => op.buffer as ArrayBuffer) : []);
-    });
-  }
-
-  private settle(reply: WriterReply): void {
-    const pending = this.pending.get(reply.id);
-    if (pending === undefined) return;
-    this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.writer.unref();
-    if (reply.ok) pending.resolve(reply);
-    else pending.reject(fromFailure(reply.failure));
-  }
-
-  /** The writer thread is gone: what waits for it fails, as does every write from now on. */
-  private lose(why: string): void {
-    this.writerGone ??= new RuntimeError(RuntimeErrorCode.Unavailable, `embedded store ${this.options.path}: ${why}`);
-    for (const pending of this.pending.values()) pending.reject(this.writerGone);
-    this.pending.clear();
+  /** Sends a request about this store's database to the writer thread. */
+  private request(call: Without<WriterCall, 'db'>): Promise<WriterAnswer> {
+    return this.writer.request({ ...call, db: this.writerDb } as WriterCall);
   }
 
   private read<T>(work: () => T): T {

@@ -1,40 +1,49 @@
 /**
- * The embedded store's writer thread: owns the database's writing connection and applies the
- * group commits and fence claims its EmbeddedStore sends, one at a time, in the order sent. The
- * store's thread keeps reading through its own connection, and no longer stops for SQLite's
- * writes.
+ * The embedded stores' writer thread (writer-thread.ts starts one per process): holds a writing
+ * connection for each open store's database and applies the group commits and fence claims the
+ * stores send, one at a time, in the order sent. The stores' thread keeps reading through its
+ * own connections, and no longer stops for SQLite's writes.
  */
 import { deserialize } from 'node:v8';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 
 import type { Fence } from '../store.js';
 import { SqliteWriter, normalise, openDatabase, toFailure, type WriteFailure, type WriteOp } from './embedded-db.js';
 
-/** What the thread starts with. */
-export interface WriterData {
-  path: string;
-  keepInputIds: number;
-}
-
-/** store → writer. A group's ops are each v8-serialized, so one that cannot be is refused alone before it is sent. */
-export type WriterRequest =
-  | { id: number; type: 'group'; ops: Uint8Array[]; at: number }
-  | { id: number; type: 'claim'; fence: Fence }
-  | { id: number; type: 'claim-next'; scope: string }
-  | { id: number; type: 'close' };
-
 /**
- * writer → store. The reply with id 0 says whether the thread opened the database. A group's
- * `value` is how each of its ops ended, in order (undefined: written).
+ * store → writer, each naming its database by the number it was opened under. A group's ops
+ * are each v8-serialized, so one that cannot be is refused alone before it is sent.
  */
+export type WriterRequest =
+  | { id: number; type: 'open'; db: number; path: string; keepInputIds: number }
+  | { id: number; type: 'group'; db: number; ops: Uint8Array[]; at: number }
+  | { id: number; type: 'claim'; db: number; fence: Fence }
+  | { id: number; type: 'claim-next'; db: number; scope: string }
+  | { id: number; type: 'close'; db: number };
+
+/** writer → store. A group's `value` is how each of its ops ended, in order (undefined: written). */
 export type WriterReply =
   { id: number; ok: true; value?: number | (WriteFailure | undefined)[] } | { id: number; ok: false; failure: WriteFailure };
 
 const port = parentPort!;
-const { path, keepInputIds } = workerData as WriterData;
+const writers = new Map<number, { writer: SqliteWriter; path: string }>();
 
-function handle(writer: SqliteWriter, request: WriterRequest): WriterReply {
+function handle(request: WriterRequest): WriterReply {
   const { id } = request;
+  if (request.type === 'open') {
+    try {
+      writers.set(request.db, {
+        writer: new SqliteWriter(openDatabase(request.path, { migrate: false }), request.path, request.keepInputIds),
+        path: request.path,
+      });
+      return { id, ok: true };
+    } catch (error) {
+      return { id, ok: false, failure: toFailure(normalise(error, request.path)) };
+    }
+  }
+  const opened = writers.get(request.db);
+  if (opened === undefined) return { id, ok: false, failure: { message: `no open database numbered ${request.db}`, retriable: false } };
+  const { writer, path } = opened;
   try {
     switch (request.type) {
       case 'group':
@@ -52,6 +61,7 @@ function handle(writer: SqliteWriter, request: WriterRequest): WriterReply {
       case 'claim-next':
         return { id, ok: true, value: writer.claimNext(request.scope) };
       case 'close':
+        writers.delete(request.db);
         writer.close();
         return { id, ok: true };
     }
@@ -60,18 +70,4 @@ function handle(writer: SqliteWriter, request: WriterRequest): WriterReply {
   }
 }
 
-let writer: SqliteWriter | undefined;
-try {
-  writer = new SqliteWriter(openDatabase(path, { migrate: false }), path, keepInputIds);
-  port.postMessage({ id: 0, ok: true } satisfies WriterReply);
-} catch (error) {
-  port.postMessage({ id: 0, ok: false, failure: toFailure(normalise(error, path)) } satisfies WriterReply);
-}
-if (writer !== undefined) {
-  const opened = writer;
-  port.on('message', (request: WriterRequest) => {
-    port.postMessage(handle(opened, request));
-    // The last message: the thread ends once its port is closed.
-    if (request.type === 'close') port.close();
-  });
-}
+port.on('message', (request: WriterRequest) => port.postMessage(handle(request)));
