@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { RuntimeError, RuntimeErrorCode } from './errors.js';
 
 /**
@@ -38,10 +38,10 @@ export function workerModule(parentUrl: string, name: string, what: string): { f
  * module (the parent runs from `.ts`) is imported through tsx's API from a one-line script: a
  * Node 20 worker does not pass its entry module through the loader its `--import` registered.
  */
-export function startWorker(parentUrl: string, name: string, what: string, options: WorkerOptions = {}): Worker {
+export function startWorker(parentUrl: string, name: string, what: string): Worker {
   const { filename, execArgv } = workerModule(parentUrl, name, what);
-  if (execArgv.length === 0) return new Worker(new URL(filename), options);
+  if (execArgv.length === 0) return new Worker(new URL(filename));
   const tsx = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => tsx.tsImport(${JSON.stringify(filename)}, ${JSON.stringify(filename)}));`;
-  return new Worker(bootstrap, { ...options, eval: true });
+  return new Worker(bootstrap, { eval: true });
 }
