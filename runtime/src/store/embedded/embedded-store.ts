@@ -213,15 +213,8 @@ export class EmbeddedStore implements Store {
     try {
       bytes = serialize(op);
     } catch (error) {
-      return Promise.reject(
-        new RuntimeError(
-          RuntimeErrorCode.InvalidArgument,
-          `embedded store ${this.options.path}: cannot store a ${op.kind} write: ${toError(error).message}`,
-          {
-            cause: error,
-          },
-        ),
-      );
+      const problem = `embedded store ${this.options.path}: cannot store a ${op.kind} write: ${toError(error).message}`;
+      return Promise.reject(new RuntimeError(RuntimeErrorCode.InvalidArgument, problem, { cause: error }));
     }
     return new Promise((resolve, reject) => {
       if (this.grouped.length === 0) setImmediate(() => this.commitGrouped());
