@@ -80,6 +80,9 @@ export interface UnplannedExit {
 class Supervised {
   private program: ChildProgram | undefined;
   private killing = false;
+  /** The stderr of the processes before the current one, each under the time it started. */
+  private earlier = '';
+  private startedAt = 0;
 
   constructor(
     readonly name: string,
@@ -89,8 +92,10 @@ class Supervised {
 
   /** Starts the process, and starts it again a second after it exits on its own (a kubelet's restart, without its back-off growing). */
   start(): ChildProgram {
+    if (this.program) this.earlier += this.section(this.program);
     const program = this.launch();
     this.program = program;
+    this.startedAt = Date.now();
     this.killing = false;
     void program.exited.then((code) => {
       if (this.killing || this.program !== program) return;
@@ -111,6 +116,15 @@ class Supervised {
   /** Everything the current process printed on stderr so far. */
   get stderr(): string {
     return this.program?.stderr ?? '';
+  }
+
+  /** Everything every process under this name printed on stderr, each under the time it started. */
+  get transcript(): string {
+    return this.earlier + (this.program ? this.section(this.program) : '');
+  }
+
+  private section(program: ChildProgram): string {
+    return `=== ${this.name}, started ${new Date(this.startedAt).toISOString()}\n${program.stderr}\n`;
   }
 }
 
@@ -247,6 +261,11 @@ export class RuntimeNodes {
     return this.processes.get(node.name)?.stderr ?? '';
   }
 
+  /** What every process of the node printed on stderr, the killed ones too. */
+  transcript(node: RuntimeNode): string {
+    return this.processes.get(node.name)?.transcript ?? '';
+  }
+
   /** Kills every node. */
   async stop(): Promise<void> {
     await Promise.all([...this.processes.values()].map((process) => process.kill()));
@@ -308,6 +327,11 @@ export class Operators {
   /** What each replica's current process printed on stderr, by identity. */
   stderr(): Map<string, string> {
     return new Map([...this.replicas].map(([identity, replica]) => [identity, replica.stderr]));
+  }
+
+  /** What every process of each replica printed on stderr, by identity. */
+  transcripts(): Map<string, string> {
+    return new Map([...this.replicas].map(([identity, replica]) => [identity, replica.transcript]));
   }
 
   async stop(): Promise<void> {

@@ -11,7 +11,7 @@
  * their outcomes is printed whatever happens, and the processes' last words when the test fails.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -191,13 +191,16 @@ describe('the chaos suite', () => {
 
     const node = (i: number) => nodes.nodes[i % NODES]!;
     const records: FaultRecord[] = [];
-    onTestFailed(() => {
+    onTestFailed(async () => {
       const tail = (text: string) => text.split('\n').slice(-15).join('\n');
       const said = [...nodes.nodes.map((running) => [running.name, nodes.stderr(running)] as const), ...operators.stderr()].map(
         ([name, stderr]) => `--- ${name}:\n${tail(stderr)}`,
       );
       const exited = exits.map((exit) => `${exit.process} exited with ${exit.code} at ${((exit.at - startedAt) / 1000).toFixed(1)} s`);
       console.log(`chaos: the processes' last lines on stderr\n${[...said, ...exited].join('\n')}`);
+      console.log(
+        `chaos: every process's whole stderr, killed ones too, and each node's metrics now: ${await keepEvidence(nodes, operators)}`,
+      );
     });
     try {
       await runFaults(
@@ -289,3 +292,18 @@ describe('the chaos suite', () => {
     }
   }, 600_000);
 });
+
+/** Writes every process's stderr and each node's /metrics into a new directory, kept after the run; returns its path. */
+async function keepEvidence(nodes: RuntimeNodes, operators: Operators): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-evidence-'));
+  for (const node of nodes.nodes) {
+    writeFileSync(join(dir, `${node.name}.stderr.log`), nodes.transcript(node));
+    const metrics = await fetch(`${node.ops}/metrics`, { signal: AbortSignal.timeout(3_000) }).then(
+      (response) => response.text(),
+      (error: unknown) => `no metrics: ${String(error)}`,
+    );
+    writeFileSync(join(dir, `${node.name}.metrics.txt`), metrics);
+  }
+  for (const [identity, transcript] of operators.transcripts()) writeFileSync(join(dir, `${identity}.stderr.log`), transcript);
+  return dir;
+}
