@@ -20,7 +20,8 @@
  * batches kafkajs notices by itself and rejoins at once (the REBALANCING event); nothing is in
  * flight then, and onRevoked runs alongside the JoinGroup request. Either way, no batch of the
  * next generation is delivered before the previous generation's onRevoked and its own
- * onAssigned are done.
+ * onAssigned are done. A rejoin that kafkajs gives up on leaves it fetching in the membership it
+ * kept; once a heartbeat confirms that membership, its partitions are announced again.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -64,6 +65,8 @@ export class GroupMember {
   #generation: Generation | undefined;
   /** The newest generation id taken as an epoch; a generation's epoch is never below it. */
   #lastEpoch = 0;
+  /** Heartbeats the coordinator accepted, and the generation it counted this member in at the last. */
+  #heartbeats = { count: 0, generationId: 0 };
   readonly #retryTimers = new Set<NodeJS.Timeout>();
   #joined = false;
   #leaving = false;
@@ -137,6 +140,7 @@ export class GroupMember {
   }
 
   #onHeartbeat(generationId: number): void {
+    this.#heartbeats = { count: this.#heartbeats.count + 1, generationId };
     const generation = this.#generation;
     // `>=`, not `>`: a follower that rejoins a stable group (kafkajs does on stale metadata) gets
     // the same generation back, and its new announcement carries the same epoch.
@@ -203,7 +207,8 @@ export class GroupMember {
 
   async #onBatch(payload: EachBatchPayload): Promise<void> {
     const { topic, partition, messages } = payload.batch;
-    const generation = this.#generation;
+    let generation = this.#generation;
+    if (generation?.signal.aborted && !(generation = await this.#stillMember(generation, payload))) return;
     // Not delivered: kafkajs fetches the records again, from the same position, once it rejoined.
     if (!generation || !generation.holds(topic, partition)) return;
     // Returning holds kafkajs no longer: while a revocation runs, it must not rejoin yet.
@@ -234,6 +239,38 @@ export class GroupMember {
     }
     if (generation.signal.aborted) return this.#revoke(generation);
     if (outcome.pause) this.#pauseFor(topic, partition);
+  }
+
+  /**
+   * A batch of a generation this member revoked: once the revocation ended, kafkajs fetches
+   * again either after rejoining (the batch is then the next generation's, which took over) or
+   * without, when it said the group was rebalancing and its rejoin then failed (the coordinator
+   * was still loading after a broker restart): it goes back to fetching in the membership it
+   * kept. A heartbeat that succeeds after the revocation proves that membership current, and its
+   * partitions are announced again as a generation of their own; until one does, or fails and
+   * makes kafkajs rejoin, batches are not delivered. Resolves the generation to deliver in, if any.
+   */
+  async #stillMember(revoked: Generation, payload: EachBatchPayload): Promise<Generation | undefined> {
+    await this.#revoke(revoked);
+    const before = this.#heartbeats.count;
+    await this.#heartbeat(revoked, payload);
+    if (this.#generation !== revoked) return this.#generation;
+    const heartbeat = this.#heartbeats;
+    if (this.#leaving || heartbeat.count === before || heartbeat.generationId < this.#lastEpoch) {
+      // kafkajs sends a heartbeat once per interval: the batch comes again after a pause, not at once.
+      await sleep(ANNOUNCE_HEARTBEAT_MS);
+      return undefined;
+    }
+    this.#host.report(
+      'warn',
+      `consumer group ${this.#options.groupId}: kafkajs kept its membership of generation ${heartbeat.generationId} after a failed rejoin; its partitions are announced again`,
+    );
+    const resumed = new Generation(revoked.partitions);
+    this.#generation = resumed;
+    this.#lastEpoch = heartbeat.generationId;
+    resumed.setEpoch(heartbeat.generationId);
+    resumed.announce(this.#announce(resumed, Promise.resolve()));
+    return resumed;
   }
 
   /** Resolves whether the generation got announced, heartbeating meanwhile so its epoch arrives. */

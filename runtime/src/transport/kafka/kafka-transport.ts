@@ -295,6 +295,13 @@ export class KafkaTransport implements Transport {
     try {
       offsets = await this.#admin.fetchTopicOffsets(topic);
     } catch (error) {
+      // kafkajs 2.2.4 fails to destructure a broker's answer that leaves the topic out, as a
+      // broker just restarted may give: a moment's unavailability, not a fault of the call.
+      if (error instanceof TypeError)
+        throw new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'cannot read the end offset: the broker left the topic out of its answer', {
+          retriable: true,
+          cause: error,
+        });
       throw toTransportError(error, topic, partition, 'read the end offset');
     }
     const end = offsets.find((answer) => answer.partition === partition);
