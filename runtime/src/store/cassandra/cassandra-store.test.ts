@@ -254,5 +254,28 @@ describe('CassandraStore', () => {
       await store.commitTurn({ actor, expectedSeq: 1, events: [bytes('e2')], input: { id: 'i2' } });
       expect((await store.load(actor)).seq).toBe(2);
     });
+
+    it('keeps the timer a turn sets while the timer service fires the one before', async () => {
+      // As the timer service runs: it fires a timer, deletes it and looks for the next, while the
+      // turn the fired timer started sets the next one. A reader that saw that turn's queued row
+      // before its commit, and the actor's version after it, once took the row for a leftover.
+      const actor = actorRef('timer-race');
+      const shard = `project-${run}/1`;
+      const tick = (dueAt: number): Timer => ({ actor, name: 'tick', dueAt, shard, message: bytes('tick') });
+      await store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: 'set-0' }, timersSet: [tick(100)] });
+      for (let turn = 1; turn <= 30; turn += 1) {
+        const [fired, dueAt] = [99 + turn, 100 + turn];
+        const service = async (delayMs: number) => {
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          await store.deleteTimer(actor, 'tick', fired);
+          return store.nextTimerDue([shard]);
+        };
+        await Promise.all([
+          store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `set-${turn}` }, timersSet: [tick(dueAt)] }),
+          ...Array.from({ length: 10 }, (_, i) => service(i)),
+        ]);
+        expect(await store.nextTimerDue([shard]), `after turn ${turn}`).toBe(dueAt);
+      }
+    });
   });
 });

@@ -539,10 +539,13 @@ export class CassandraStore implements Store {
     const key = keyOf(actor);
     const name = queued['name'] as string;
     const dueAt = long(queued['due_at'])!;
-    const held = (await this.rows(this.sql.timerIndex, [...key, [name]]))[0];
-    if (held !== undefined && held['shard'] === shard && long(held['due_at']) === dueAt) {
+    const heldTimer = async (): Promise<Timer | undefined> => {
+      const held = (await this.rows(this.sql.timerIndex, [...key, [name]]))[0];
+      if (held === undefined || held['shard'] !== shard || long(held['due_at']) !== dueAt) return undefined;
       return { actor, name, dueAt, shard, message: bytes(held['data']) };
-    }
+    };
+    const held = await heldTimer();
+    if (held !== undefined) return held;
 
     const version = long((await this.first(this.sql.head, key))?.['version']);
     const turn = long(queued['turn'])!;
@@ -552,6 +555,12 @@ export class CassandraStore implements Store {
       const abandoned = await this.execute(this.sql.abandonTurn, [turn, ...key, version ?? null], 'cas');
       // Not applied: a write landed meanwhile, perhaps that very turn; look again next time.
       if (!abandoned.wasApplied()) return undefined;
+    } else {
+      // The turn committed, perhaps between the two reads above, and the timer row it wrote
+      // came with the version in one batch: read after the version, it shows the turn's timer
+      // unless a later turn replaced it.
+      const committed = await heldTimer();
+      if (committed !== undefined) return committed;
     }
     // At the write time read, so that a newer write of the same row (the timer set again) stays.
     await this.execute(this.sql.dequeueTimerWrite, [queued['written'], shard, dueAt, actor.type, actor.id, name], 'write');
