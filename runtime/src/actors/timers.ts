@@ -5,7 +5,10 @@ import { actorTopic } from './actor.js';
 
 /** Timers read per round; a full round means more may be due, so the next starts at once. */
 const ROUND = 100;
-/** The longest sleep between rounds, a bound on how late a timer can be after a clock jump. */
+/**
+ * The longest sleep between rounds: a bound on how late a timer can be after a clock jump, or
+ * when the round that would have seen it ran while its turn was still committing, or failed.
+ */
 const MAX_SLEEP_MS = 5_000;
 
 /**
@@ -45,7 +48,10 @@ export class TimerService {
     }
     clearTimeout(this.timeout);
     this.running = this.round()
-      .catch(this.onError)
+      .catch((error: unknown) => {
+        this.onError(error);
+        this.sleep(MAX_SLEEP_MS);
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again) {
@@ -88,10 +94,15 @@ export class TimerService {
       this.again = true;
       return;
     }
+    // None known is no cause to sleep until the next turn's wake: a timer its turn was still
+    // committing while this round read is found by the next round anyway.
     const next = await this.store.nextTimerDue(shards);
-    if (next === undefined || this.stopped) return;
-    const delay = Math.max(0, Math.min(MAX_SLEEP_MS, next - this.clock()));
-    this.timeout = setTimeout(() => this.wake(), delay);
+    this.sleep(next === undefined ? MAX_SLEEP_MS : Math.max(0, Math.min(MAX_SLEEP_MS, next - this.clock())));
+  }
+
+  private sleep(ms: number): void {
+    if (this.stopped) return;
+    this.timeout = setTimeout(() => this.wake(), ms);
     this.timeout.unref();
   }
 }
