@@ -208,7 +208,10 @@ export class GroupMember {
   async #onBatch(payload: EachBatchPayload): Promise<void> {
     const { topic, partition, messages } = payload.batch;
     let generation = this.#generation;
-    if (generation?.signal.aborted && !(generation = await this.#stillMember(generation, payload))) return;
+    if (generation?.signal.aborted) {
+      generation = await this.#stillMember(generation, payload);
+      if (generation === undefined) return;
+    }
     // Not delivered: kafkajs fetches the records again, from the same position, once it rejoined.
     if (!generation || !generation.holds(topic, partition)) return;
     // Returning holds kafkajs no longer: while a revocation runs, it must not rejoin yet.
