@@ -324,11 +324,6 @@ export class Operators {
     return lease?.spec.holderIdentity ?? undefined;
   }
 
-  /** What each replica's current process printed on stderr, by identity. */
-  stderr(): Map<string, string> {
-    return new Map([...this.replicas].map(([identity, replica]) => [identity, replica.stderr]));
-  }
-
   /** What every process of each replica printed on stderr, by identity. */
   transcripts(): Map<string, string> {
     return new Map([...this.replicas].map(([identity, replica]) => [identity, replica.transcript]));

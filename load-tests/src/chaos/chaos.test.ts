@@ -193,8 +193,8 @@ describe('the chaos suite', () => {
     const records: FaultRecord[] = [];
     onTestFailed(async () => {
       const tail = (text: string) => text.split('\n').slice(-15).join('\n');
-      const said = [...nodes.nodes.map((running) => [running.name, nodes.stderr(running)] as const), ...operators.stderr()].map(
-        ([name, stderr]) => `--- ${name}:\n${tail(stderr)}`,
+      const said = [...nodes.nodes.map((running) => [running.name, nodes.transcript(running)] as const), ...operators.transcripts()].map(
+        ([name, transcript]) => `--- ${name}:\n${tail(transcript)}`,
       );
       const exited = exits.map((exit) => `${exit.process} exited with ${exit.code} at ${((exit.at - startedAt) / 1000).toFixed(1)} s`);
       console.log(`chaos: the processes' last lines on stderr\n${[...said, ...exited].join('\n')}`);
