@@ -5,10 +5,7 @@ import { actorTopic } from './actor.js';
 
 /** Timers read per round; a full round means more may be due, so the next starts at once. */
 const ROUND = 100;
-/**
- * The longest sleep between rounds: a bound on how late a timer can be after a clock jump, or
- * when the round that would have seen it ran while its turn was still committing, or failed.
- */
+/** The longest sleep between rounds, a bound on how late a timer can be after a clock jump or a failed round. */
 const MAX_SLEEP_MS = 5_000;
 
 /**
@@ -94,10 +91,9 @@ export class TimerService {
       this.again = true;
       return;
     }
-    // None known is no cause to sleep until the next turn's wake: a timer its turn was still
-    // committing while this round read is found by the next round anyway.
+    // With none known, the turn that sets the next timer wakes the service.
     const next = await this.store.nextTimerDue(shards);
-    this.sleep(next === undefined ? MAX_SLEEP_MS : Math.max(0, Math.min(MAX_SLEEP_MS, next - this.clock())));
+    if (next !== undefined) this.sleep(Math.max(0, Math.min(MAX_SLEEP_MS, next - this.clock())));
   }
 
   private sleep(ms: number): void {
