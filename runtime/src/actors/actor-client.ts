@@ -151,7 +151,7 @@ export class ActorClient {
       payload: asBuffer(codec.encode(outcome)),
       attempt: 1,
       causationId: envelope.id,
-      correlationId: envelope.correlationId,
+      correlationId: envelope.correlationId || envelope.id,
       createdAt: this.options.clock(),
     });
     await this.transport.createTopic(REPLY_TOPIC, REPLY_PARTITIONS);
@@ -174,7 +174,8 @@ export class ActorClient {
       payload: asBuffer(codec.encode(message)),
       attempt: 1,
       causationId: meta.causationId ?? '',
-      correlationId: meta.correlationId ?? meta.id,
+      // A flow's first message leaves it empty rather than repeating its id on the wire.
+      correlationId: meta.correlationId === meta.id ? '' : (meta.correlationId ?? ''),
       createdAt: this.options.clock(),
       replyTo: meta.replyTo,
       trace,

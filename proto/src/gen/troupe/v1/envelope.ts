@@ -53,7 +53,10 @@ export interface Envelope {
   attempt: number;
   /** Id of the message whose handling produced this one; empty for external inputs. */
   causationId: string;
-  /** Id shared by every message of one logical flow (e.g. a command and all it caused). */
+  /**
+   * Id shared by every message of one logical flow (e.g. a command and all it caused); empty
+   * in the flow's first message, whose `id` it is.
+   */
   correlationId: string;
   /** When the message was created, unix ms. */
   createdAt: number;
