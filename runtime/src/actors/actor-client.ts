@@ -180,12 +180,13 @@ export class ActorClient {
       replyTo: meta.replyTo,
       trace,
     });
+    const record: ProducerRecord & { key: string } = { topic: actorTopic(type.type), key: id, value };
     // Mirrored in the record's headers, where Kafka tools and other consumers look for it.
-    const headers =
-      trace === undefined
-        ? undefined
-        : { traceparent: trace.traceparent, ...(trace.tracestate === '' ? {} : { tracestate: trace.tracestate }) };
-    return { topic: actorTopic(type.type), key: id, value, ...(headers === undefined ? {} : { headers }) };
+    if (trace !== undefined) {
+      record.headers =
+        trace.tracestate === '' ? { traceparent: trace.traceparent } : { traceparent: trace.traceparent, tracestate: trace.tracestate };
+    }
+    return record;
   }
 
   /** Stops reading replies; pending asks reject with CLOSED. */

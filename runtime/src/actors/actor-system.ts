@@ -506,9 +506,10 @@ export class ActorSystem {
     activation.seq = turn.after.seq;
     activation.snapshotSeq = turn.after.snapshotSeq;
     activation.lastInputOffset = Math.max(turn.offset, activation.lastInputOffset ?? -1);
-    activation.unsent.push(...(turn.write.outbox ?? []));
-    for (const [target, id, message] of turn.localTells ?? []) this.local.deliver(target, id, message, undefined);
-    if ((turn.write.timersSet ?? []).length > 0) this.timers.wake();
+    if (turn.write.outbox !== undefined) activation.unsent.push(...turn.write.outbox);
+    if (turn.localTells !== undefined)
+      for (const [target, id, message] of turn.localTells) this.local.deliver(target, id, message, undefined);
+    if (turn.write.timersSet !== undefined && turn.write.timersSet.length > 0) this.timers.wake();
   }
 
   private async deadLetter(activation: Activation, envelope: Envelope, offset: number, attempts: number, error: Error): Promise<void> {

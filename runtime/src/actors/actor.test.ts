@@ -20,4 +20,10 @@ describe('partitionFor', () => {
     const used = new Set(Array.from({ length: 1_000 }, (_, i) => partitionFor(`project-${i}`, 12)));
     expect(used.size).toBe(12);
   });
+
+  it('keeps every key in the partition it has always had, whatever its characters', () => {
+    // Records already in a topic stay where these numbers put them: the hash must never change.
+    const keys = ['acme/storefront', 'actor-17', 'café/ünïcødé', '🎭/troupe', '', 'x'.repeat(500)];
+    expect(keys.map((key) => partitionFor(key, 1_000))).toEqual([644, 801, 313, 259, 261, 933]);
+  });
 });
