@@ -3,14 +3,17 @@
  * runtime's consumer group, a durable turn — side by side with raw kafkajs producing and
  * consuming the same number of messages on the same topic layout of the same broker. Both are
  * measured warm: a first message to every partition has gone through before the clock starts,
- * so neither side's consumer-group join is timed.
+ * so neither side's consumer-group join is timed. CPU per message is this process's user + system
+ * time over the measured run, all its threads (the embedded store's writer among them); the
+ * broker's is not counted. Each side deletes its topic afterwards, so runs do not pile up
+ * topics on the broker.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ActorClient, ActorSystem, defineActor, openStore, openTransport, partitionFor } from '@troupe/runtime';
+import { ActorClient, ActorSystem, actorTopic, defineActor, openStore, openTransport, partitionFor } from '@troupe/runtime';
 import { Kafka, logLevel } from 'kafkajs';
 import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
 
@@ -51,9 +54,16 @@ function collector(total: number) {
   };
 }
 
-function measured(name: string, total: number, elapsedMs: number, latencies: Float64Array): Measurement {
+/** The process's CPU time since `start` (a `process.cpuUsage()`), per message, in µs. */
+function cpuPerMessage(start: NodeJS.CpuUsage, total: number): string {
+  const { user, system } = process.cpuUsage(start);
+  return `CPU ${((user + system) / total).toFixed(1)} µs/msg`;
+}
+
+function measured(name: string, total: number, elapsedMs: number, cpu: string, latencies: Float64Array): Measurement {
   return {
     name,
+    detail: cpu,
     rate: total / (elapsedMs / 1000),
     unit: 'msg/s',
     p50Micros: percentileMicros(latencies, 50),
@@ -96,6 +106,7 @@ async function rawKafkajs(brokers: string[], total: number): Promise<Measurement
   received = collector(total);
   // kafkajs at its best: messages batched 500 to a request, the requests in flight together.
   const t0 = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const sends: Promise<unknown>[] = [];
   for (let first = 0; first < total; first += BATCH) {
     const messages = Array.from({ length: Math.min(BATCH, total - first) }, (_, i) => {
@@ -108,11 +119,12 @@ async function rawKafkajs(brokers: string[], total: number): Promise<Measurement
   await Promise.all(sends);
   await received.done;
   const elapsed = performance.now() - t0;
+  const cpu = cpuPerMessage(cpuAtStart, total);
   await producer.disconnect();
   await consumer.disconnect();
   await admin.deleteTopics({ topics: [topic] });
   await admin.disconnect();
-  return measured('raw kafkajs produce → consume', total, elapsed, received.latencies);
+  return measured('raw kafkajs produce → consume', total, elapsed, cpu, received.latencies);
 }
 
 async function troupeActors(brokers: string[], total: number): Promise<Measurement> {
@@ -139,17 +151,30 @@ async function troupeActors(brokers: string[], total: number): Promise<Measureme
   await warmUp.done;
   received = collector(total);
   const t0 = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const sends: Promise<void>[] = [];
   for (let n = 0; n < total; n += 1) sends.push(client.tell(counter, `actor-${n % ACTORS}`, { n, sentAt: performance.now() }));
   await Promise.all(sends);
   await received.done;
   const elapsed = performance.now() - t0;
+  const cpu = cpuPerMessage(cpuAtStart, total);
   await client.close();
   await system.stop();
   await transport.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  return measured('troupe actors on Kafka (durable turns in SQLite)', total, elapsed, received.latencies);
+  await deleteTopic(brokers, actorTopic(counter.type));
+  return measured('troupe actors on Kafka (durable turns in SQLite)', total, elapsed, cpu, received.latencies);
+}
+
+async function deleteTopic(brokers: string[], topic: string): Promise<void> {
+  const admin = new Kafka({ clientId: 'bench-cleanup', brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Runs both at `total` messages against the brokers. */
