@@ -55,9 +55,16 @@ async function killAndResume(name: string, victim: Member, survivor: Member, par
       healthy();
       const since = Date.now() - OWNER_WINDOW_MS;
       const owns = (member: Member, p: number) => (member.turns.get(p) ?? 0) > since;
-      const settled = Array.from({ length: partitions }, (_, p) => owns(victim, p) !== owns(survivor, p)).every(Boolean);
-      const both = [victim, survivor].every((member) => Array.from({ length: partitions }, (_, p) => owns(member, p)).some(Boolean));
-      if (!settled || !both) throw new Error(`${name}: the two members did not settle on owning the ${partitions} partitions between them`);
+      const all = Array.from({ length: partitions }, (_, p) => p);
+      const unowned = all.filter((p) => !owns(victim, p) && !owns(survivor, p));
+      const shared = all.filter((p) => owns(victim, p) && owns(survivor, p));
+      const idle = [victim, survivor].filter((member) => !all.some((p) => owns(member, p))).length;
+      if (unowned.length > 0 || shared.length > 0 || idle > 0) {
+        throw new Error(
+          `${name}: the two members did not settle on owning the ${partitions} partitions between them ` +
+            `(in the last ${OWNER_WINDOW_MS} ms: ${unowned.length} had turns on neither, ${shared.length} on both, ${idle} member(s) took none)`,
+        );
+      }
     },
     SETTLE_TIMEOUT_MS,
     100,
