@@ -23,7 +23,7 @@ export const DEAD_LETTER_TOPIC = 'troupe.deadletter';
  * Most records of a partition handed to a node at once: about what one Kafka fetch of a
  * partition (1 MiB) holds of small actor messages. An actor's records in a batch are committed in
  * one write, so a backlog goes through in long runs rather than many short ones, each of which
- * pays for its own store read, write and offset commit.
+ * pays for its own store read and write, and in fewer batches, each of which commits its offset.
  */
 const RECORDS_PER_BATCH = 5_000;
 
