@@ -19,6 +19,7 @@ import { eventually, FAILOVER_NODE, failoverActors, startChild, type ChildProgra
 import { Kafka, logLevel } from 'kafkajs';
 import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
 import type { KafkajsNodePlan } from './failover-kafkajs-node.js';
+import { deleteTopics } from './kafka-topics.js';
 
 const KAFKAJS_NODE = fileURLToPath(new URL('./failover-kafkajs-node.ts', import.meta.url));
 /** The failover tests' timeouts: a dead member leaves the group 6 s after its last heartbeat. */
@@ -204,16 +205,6 @@ async function kafkajsGroup(brokers: string[], partitions: number): Promise<Grou
       await deleteTopics(brokers, [topic]);
     },
   };
-}
-
-async function deleteTopics(brokers: string[], topics: string[]): Promise<void> {
-  const admin = new Kafka({ clientId: 'bench-failover-cleanup', brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    await admin.deleteTopics({ topics });
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** The median trial's time until every moved partition resumed; p50/p99 over every moved partition of every trial. */

@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { ActorClient, ActorSystem, actorTopic, defineActor, openStore, openTransport, partitionFor } from '@troupe/runtime';
 import { Kafka, logLevel } from 'kafkajs';
 import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
+import { deleteTopics } from './kafka-topics.js';
 
 const PARTITIONS = 8;
 const ACTORS = 256;
@@ -163,18 +164,8 @@ async function troupeActors(brokers: string[], total: number): Promise<Measureme
   await transport.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  await deleteTopic(brokers, actorTopic(counter.type));
+  await deleteTopics(brokers, [actorTopic(counter.type)]);
   return measured('troupe actors on Kafka (durable turns in SQLite)', total, elapsed, cpu, received.latencies);
-}
-
-async function deleteTopic(brokers: string[], topic: string): Promise<void> {
-  const admin = new Kafka({ clientId: 'bench-cleanup', brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    await admin.deleteTopics({ topics: [topic] });
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** Runs both at `total` messages against the brokers. */
