@@ -179,6 +179,70 @@ export function storeConformance(name: string, setup: () => Promise<StoreFixture
         expect(data).not.toContain('after');
         expect(await store.appliedInputs(actor, ['run-after'])).toEqual(new Set());
       });
+
+      it('refuses an input id that comes twice in one run, and applies it at most once', async () => {
+        const actor = actorRef('run-twice');
+
+        await expect(
+          store.commitTurns([
+            turn(actor, 0, ['first'], { input: { id: 'twice' } }),
+            turn(actor, 1, ['second'], { input: { id: 'twice' } }),
+          ]),
+        ).rejects.toMatchObject({ code: RuntimeErrorCode.DuplicateInput });
+
+        // The turn before the refused one may be committed or not, but with its input or neither.
+        const data = (await eventsOf(actor)).map((event) => event.data);
+        const applied = await store.appliedInputs(actor, ['twice']);
+        expect(data).toEqual(applied.has('twice') ? ['first'] : []);
+      });
+
+      it("refuses a run that holds another actor's turn, and writes none of it", async () => {
+        const actor = actorRef('run-mixed');
+        const other = actorRef('run-mixed-other');
+
+        await expect(store.commitTurns([turn(actor, 0, ['mine']), turn(other, 0, ['theirs'])])).rejects.toMatchObject({
+          code: RuntimeErrorCode.InvalidArgument,
+        });
+
+        expect(await store.load(actor)).toEqual({ events: [], seq: 0, outbox: [] });
+        expect(await store.load(other)).toEqual({ events: [], seq: 0, outbox: [] });
+      });
+
+      it('leaves each timer where the last turn of the run put it', async () => {
+        const actor = actorRef('run-timers');
+        const shard = shardOf('run-timers');
+        await commit(actor, 0, [], { timersSet: [timer(actor, 'stored', 400, shard), timer(actor, 'moved', 450, shard)] });
+
+        await store.commitTurns([
+          turn(actor, 0, [], { timersSet: [timer(actor, 'moved', 100, shard), timer(actor, 'brief', 200, shard)] }),
+          turn(actor, 0, [], { timersSet: [timer(actor, 'moved', 300, shard)], timersCancelled: ['brief'] }),
+          turn(actor, 0, [], { timersCancelled: ['stored', 'reset'], timersSet: [timer(actor, 'reset', 600, shard)] }),
+        ]);
+
+        expect(timerNames(await store.dueTimers([shard], FAR_FUTURE, 10))).toEqual([`${actor.id}:moved@300`, `${actor.id}:reset@600`]);
+        expect(await store.nextTimerDue([shard])).toBe(300);
+      });
+
+      it('writes a run of 1,200 turns, with their inputs, offsets and outbox messages', async () => {
+        const actor = actorRef('run-long');
+        const writes = Array.from({ length: 1_200 }, (_, i) =>
+          turn(actor, i, [`e${i + 1}`], {
+            input: { id: `long-${i}`, offset: 5_000 + i },
+            ...(i % 100 === 0 ? { outbox: [message(`long-out-${i}`)] } : {}),
+          }),
+        );
+
+        await store.commitTurns(writes);
+
+        const record = await store.load(actor);
+        expect(record.seq).toBe(1_200);
+        expect(record.events.map((event) => event.seq)).toEqual(Array.from({ length: 1_200 }, (_, i) => i + 1));
+        expect(text(record.events.at(-1)!.data)).toBe('e1200');
+        expect(record.lastInputOffset).toBe(6_199);
+        expect(record.outbox.map((m) => m.id)).toEqual(Array.from({ length: 12 }, (_, i) => `long-out-${i * 100}`));
+        const ids = writes.map((write) => write.input.id);
+        expect((await store.appliedInputs(actor, ids)).size).toBe(1_200);
+      });
     });
 
     describe('idempotent inputs', () => {

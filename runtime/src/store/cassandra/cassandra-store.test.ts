@@ -182,6 +182,25 @@ describe('CassandraStore', () => {
       expect(record.events.map((e) => e.data)).toEqual(events);
     });
 
+    it('commits a run of turns as one conditional write', async () => {
+      const actor = actorRef('run-one-round');
+      const turns = Array.from({ length: 40 }, (_, i) => ({
+        actor,
+        expectedSeq: i,
+        events: [bytes(`e${i + 1}`)],
+        input: { id: `run-${i}` },
+      }));
+
+      await store.commitTurns(turns);
+
+      // Each conditional write bumps the head's version by one.
+      const head = await cql(`SELECT version, seq FROM ${keyspace}.actors WHERE actor_type = ? AND actor_id = ? LIMIT 1`, [
+        actor.type,
+        actor.id,
+      ]);
+      expect([Number(head.first()['version']), Number(head.first()['seq'])]).toEqual([1, 40]);
+    });
+
     it('keeps the most recent keepInputIds input ids per actor and forgets older ones', async () => {
       const actor = actorRef('evict');
       const keep = 10_000;
@@ -207,9 +226,11 @@ describe('CassandraStore', () => {
         actor.id,
       ]);
 
-      for (let n = keep + 1; n <= keep + 5; n += 1) {
+      // Two turns alone, then three in one run.
+      for (let n = keep + 1; n <= keep + 2; n += 1) {
         await store.commitTurn({ actor, expectedSeq: 0, events: [], input: { id: `input-${n}` } });
       }
+      await store.commitTurns([3, 4, 5].map((k) => ({ actor, expectedSeq: 0, events: [], input: { id: `input-${keep + k}` } })));
       const ids = (...ns: number[]) => ns.map((n) => `input-${n}`);
       expect(await store.appliedInputs(actor, ids(1, 2, 3, 4, 5, 6, keep, keep + 1, keep + 5))).toEqual(
         new Set(ids(6, keep, keep + 1, keep + 5)),

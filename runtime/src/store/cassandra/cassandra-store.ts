@@ -1,15 +1,26 @@
 /**
  * The Cassandra Store (cassandra-driver): each actor's journal, latest snapshot, applied input
- * ids, outbox and timer index live in one partition, so a turn is one conditional batch —
- * written entirely or not at all, and only if no other write landed on the actor since the turn
- * read it. Timers are mirrored into a per-shard queue, and partition fences kept in their own
+ * ids, outbox and timer index live in one partition, so a turn — or a run of an actor's turns —
+ * is one conditional batch, written entirely or not at all, and only if no other write landed
+ * on the actor since the run read it. Timers are mirrored into a per-shard queue, and partition fences kept in their own
  * table; the class comment explains how those other partitions stay consistent with the turn.
  * The artefact catalog is a table of its own, a partition per project.
  */
 import cassandra from 'cassandra-driver';
 
 import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
-import type { ActorRecord, ActorRef, ArtifactRecord, Fence, OutboxMessage, Store, StoredEvent, Timer, TurnWrite } from '../store.js';
+import type {
+  ActorRecord,
+  ActorRef,
+  ArtifactRecord,
+  Fence,
+  OutboxMessage,
+  Snapshot,
+  Store,
+  StoredEvent,
+  Timer,
+  TurnWrite,
+} from '../store.js';
 import { migrate } from './migrations.js';
 import { toStoreError } from './store-error.js';
 
@@ -65,10 +76,23 @@ const MAX_IN_KEYS = 100;
 const MIN_KEEP_INPUT_IDS = 10_000;
 
 /**
- * Tries of a turn whose conditional write lost to a write that left the journal's seq alone
+ * Tries of a run whose conditional write lost to a write that left the journal's seq alone
  * (a zero-event turn, a markSent): each retry re-reads and re-checks the actor first.
  */
 const MAX_CAS_ATTEMPTS = 10;
+
+/**
+ * Most turns in one conditional batch. Far fewer than keepInputIds, so the input slots a run
+ * fills are all distinct; a run of a few hundred turns is one Paxos round instead of hundreds.
+ */
+const MAX_RUN_TURNS = 500;
+
+/**
+ * Most payload bytes (events, snapshots, messages) in one conditional batch of several turns:
+ * a Paxos round carries the whole batch, and Cassandra refuses a mutation over half a commit
+ * log segment (16 MiB by default).
+ */
+const MAX_RUN_BYTES = 1024 * 1024;
 
 type Row = cassandra.types.Row;
 type Key = [type: string, id: string];
@@ -78,18 +102,33 @@ interface BatchQuery {
   params: unknown[];
 }
 
-/** The actor as a turn needs it to check and build its write. */
-interface TurnView {
+/** The actor as a run of its turns needs it to check and build their write. */
+interface RunView {
   /** The head's version: undefined before the actor's first write. */
   version: number | undefined;
   seq: number;
   inputs: number;
   lastInputOffset: number | undefined;
   outboxOrd: number;
-  inputApplied: boolean;
-  /** The stored timers among those the turn sets or cancels. */
+  /** The run's input ids that were applied before it. */
+  applied: Set<string>;
+  /** The stored timers among those the run sets or cancels. */
   timers: Map<string, { shard: string; dueAt: number }>;
-  fenceEpoch: number | undefined;
+  /** The stored epoch of each scope the run's fences name. */
+  fences: Map<string, number>;
+  /** The input id held by each slot the run's inputs take over. */
+  slots: Map<number, string>;
+}
+
+/** What one conditional batch commits of a run: its turns up to the first refused. */
+interface RunPlan {
+  batch: BatchQuery[];
+  /** Timers set by the committed turns, as they stand after them. */
+  queued: Timer[];
+  /** Stored timers the committed turns replaced or cancelled, to leave the queue once committed. */
+  replaced: [name: string, stored: { shard: string; dueAt: number }][];
+  /** Why the turn after the committed ones is refused, if one is. */
+  refusal: ActorError | undefined;
 }
 
 function statements(ks: string) {
@@ -103,7 +142,7 @@ function statements(ks: string) {
     events: `SELECT pos, data, at FROM ${actors} WHERE ${actor} AND kind = 'event' AND pos > ? AND pos <= ?`,
     outbox: `SELECT pos, ref, topic, msg_key, data, headers FROM ${actors} WHERE ${actor} AND kind = 'outbox' AND pos >= ? AND pos <= ?`,
     inputs: `SELECT name FROM ${actors} WHERE ${actor} AND kind = 'input' AND pos = 0 AND name IN ?`,
-    slot: `SELECT ref FROM ${actors} WHERE ${actor} AND kind = 'slot' AND pos = ? AND name = ''`,
+    slots: `SELECT pos, ref FROM ${actors} WHERE ${actor} AND kind = 'slot' AND pos IN ?`,
     timerIndex: `SELECT name, shard, due_at, data FROM ${actors} WHERE ${actor} AND kind = 'timer' AND pos = 0 AND name IN ?`,
 
     commitHead: `UPDATE ${actors} SET seq = ?, version = ?, inputs = ?, last_input_offset = ?, outbox_ord = ?, snapshot_seq = ?, snapshot_state = ? WHERE ${actor} IF version = ?`,
@@ -138,20 +177,22 @@ function statements(ks: string) {
 /**
  * The Cassandra-backed Store of the distributed runtime.
  *
- * **A turn.** `commitTurn` reads the actor's head (at LOCAL_QUORUM by default), checks fence,
- * seq and input id, then writes everything as one batch on the actor's partition conditioned
- * `IF version = <read>`. Every write to that partition is a Paxos round that bumps or checks
- * state there, so what the read found still holds at the commit, and two writers of one actor
- * are serialised: the loser re-reads and is refused (CONFLICT when the seq moved,
- * DUPLICATE_INPUT when its input landed) or, when the winner left the seq alone, tries again.
- * That is also why `markSent` and `deleteTimer` use Paxos: plain writes carry the client's
- * clock and Paxos writes the coordinator's, and mixing them on one row can let a delete fall
- * behind the insert it deletes.
+ * **A run of turns.** `commitTurns` reads the actor's head (at LOCAL_QUORUM by default), checks
+ * each turn's fence, seq and input id against it and the turns before it, then writes the turns
+ * up to the first refused one as one batch on the actor's partition conditioned
+ * `IF version = <read>`: a run costs the round trips of a single turn, and `commitTurn` is a
+ * run of one. Every write to that partition is a Paxos round that bumps or checks state there,
+ * so what the read found still holds at the commit, and two writers of one actor are
+ * serialised: the loser re-reads and is refused (CONFLICT when the seq moved, DUPLICATE_INPUT
+ * when its input landed) or, when the winner left the seq alone, tries again. That is also why
+ * `markSent` and `deleteTimer` use Paxos: plain writes carry the client's clock and Paxos
+ * writes the coordinator's, and mixing them on one row can let a delete fall behind the insert
+ * it deletes.
  *
- * **Fencing.** `claim` raises a scope's epoch with a conditional write. A turn reads the epoch
+ * **Fencing.** `claim` raises a scope's epoch with a conditional write. A run reads the epoch
  * (LOCAL_QUORUM sees every completed claim) *after* the actor's head, and is refused when the
  * epoch is newer than its own. The fence is another partition, so a stale owner that read it
- * just before a claim may still commit one turn after the claim. That turn is harmless: it
+ * just before a claim may still commit one run after the claim. That run is harmless: it
  * commits only if no write landed on the actor since its head read, which came before its
  * fence read, which came before the claim, after which alone the new owner writes. So it is
  * ordered before every write of the new owner to the actor, which reads it (its own commit
@@ -160,9 +201,9 @@ function statements(ks: string) {
  * row to every turn.
  *
  * **Timers.** The actor's `timer` rows are the truth; `timers` is a queue per shard, by due
- * time, for the timer service. A turn queues its new timers *before* its batch and dequeues the
- * ones it replaced or cancelled *after*. A crash between the two leaves extra rows, never
- * missing ones, so `dueTimers` and `nextTimerDue` confirm each queued row against the actor's
+ * time, for the timer service. A run queues the timers it leaves set *before* its batch and
+ * dequeues the ones it replaced or cancelled *after*. A crash between the two leaves extra
+ * rows, never missing ones, so `dueTimers` and `nextTimerDue` confirm each queued row against the actor's
  * timer row: a row the actor no longer holds is skipped, and deleted once the actor's version
  * shows its turn is over (committed and later changed, or lost to another writer). A row whose
  * turn has not committed after `intentGraceMs` is presumed orphaned by a crash: the store bumps
@@ -247,74 +288,41 @@ export class CassandraStore implements Store {
   }
 
   async commitTurn(write: TurnWrite): Promise<void> {
+    return this.commitTurns([write]);
+  }
+
+  /**
+   * One conditional batch per run of up to {@link MAX_RUN_TURNS} turns: every row a turn
+   * writes but its queued timers lives in the actor's partition, so a run of them does too.
+   */
+  async commitTurns(writes: readonly TurnWrite[]): Promise<void> {
     this.ensureOpen();
-    const { actor } = write;
-    const timersSet = new Map<string, Timer>();
-    for (const timer of write.timersSet ?? []) {
-      if (timer.actor.type !== actor.type || timer.actor.id !== actor.id) {
+    const actor = writes[0]?.actor;
+    if (actor === undefined) return;
+    for (const write of writes) {
+      if (write.actor.type !== actor.type || write.actor.id !== actor.id) {
+        throw new ActorError(
+          RuntimeErrorCode.InvalidArgument,
+          actor,
+          `a run of turns is one actor's; it also holds a turn of ${write.actor.type}/${write.actor.id}`,
+        );
+      }
+      const foreign = write.timersSet?.find((timer) => timer.actor.type !== actor.type || timer.actor.id !== actor.id);
+      if (foreign !== undefined) {
         throw new ActorError(
           RuntimeErrorCode.InvalidOptions,
           actor,
-          `timer ${timer.name} is for ${timer.actor.type}/${timer.actor.id}; a turn sets its own actor's timers only`,
+          `timer ${foreign.name} is for ${foreign.actor.type}/${foreign.actor.id}; a turn sets its own actor's timers only`,
         );
       }
-      timersSet.set(timer.name, timer);
     }
-    // A name both cancelled and set ends up set, as if the cancel ran first; a batch could not
-    // say so itself, since its statements share one timestamp and a delete wins a tie.
-    const timersCancelled = new Set((write.timersCancelled ?? []).filter((name) => !timersSet.has(name)));
-    const at = this.options.clock();
-
-    for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt += 1) {
-      const view = await this.readForTurn(write, [...timersSet.keys(), ...timersCancelled]);
-      refuseTurn(write, view);
-      const turn = (view.version ?? 0) + 1;
-      const inputs = view.inputs + 1;
-      const slot = inputs % this.options.keepInputIds;
-      // The slot last held input #(inputs - keepInputIds): that id is the one to forget now.
-      const evicted =
-        inputs > this.options.keepInputIds
-          ? ((await this.first(this.sql.slot, [...keyOf(actor), slot]))?.['ref'] as string | undefined)
-          : undefined;
-
-      // Queued before the commit, so a crash right after it cannot lose a timer (see the class comment).
-      await Promise.all(
-        [...timersSet.values()].map((timer) =>
-          this.execute(this.sql.queueTimer, [timer.shard, timer.dueAt, actor.type, actor.id, timer.name, turn, at], 'write'),
-        ),
-      );
-      const batch = this.turnBatch(write, view, { turn, inputs, slot, evicted, at, timersSet, timersCancelled });
-      if (!(await this.conditionalBatch(batch)).wasApplied()) continue;
-
-      const replaced = [...view.timers].filter(([name, old]) => {
-        const next = timersSet.get(name);
-        return next === undefined || next.shard !== old.shard || next.dueAt !== old.dueAt;
-      });
-      // The turn is committed whatever happens here, so a failed delete must not fail it: the
-      // row left behind no longer matches the actor's timer row, and dueTimers drops it.
-      await Promise.allSettled(
-        replaced.map(([name, old]) => this.execute(this.sql.dequeueTimer, [old.shard, old.dueAt, actor.type, actor.id, name], 'write')),
-      );
-      return;
-    }
-    throw new ActorError(RuntimeErrorCode.Conflict, actor, `other writes kept landing first, ${MAX_CAS_ATTEMPTS} times`, {
-      retriable: true,
-    });
-  }
-
-  /** One conditional write per turn: a batch may not span the partitions a turn writes. */
-  async commitTurns(writes: readonly TurnWrite[]): Promise<void> {
-    for (const write of writes) await this.commitTurn(write);
+    for (const run of runsOf(writes)) await this.commitRun(actor, run);
   }
 
   async appliedInputs(actor: ActorRef, inputIds: readonly string[]): Promise<Set<string>> {
     this.ensureOpen();
-    const ids = [...new Set(inputIds)];
-    // An IN list of a few dozen keys is one cheap read; Cassandra warns about long ones, so a
-    // run of hundreds is asked about in slices, side by side.
-    const slices = Array.from({ length: Math.ceil(ids.length / MAX_IN_KEYS) }, (_, i) => ids.slice(i * MAX_IN_KEYS, (i + 1) * MAX_IN_KEYS));
-    const rows = await Promise.all(slices.map((slice) => this.rows(this.sql.inputs, [...keyOf(actor), slice])));
-    return new Set(rows.flat().map((row) => String(row['name'])));
+    const rows = await this.rowsIn(this.sql.inputs, keyOf(actor), new Set(inputIds));
+    return new Set(rows.map((row) => String(row['name'])));
   }
 
   async markSent(actor: ActorRef, ids: readonly string[]): Promise<void> {
@@ -445,72 +453,142 @@ export class CassandraStore implements Store {
     }
   }
 
-  private async readForTurn(write: TurnWrite, timerNames: readonly string[]): Promise<TurnView> {
-    const key = keyOf(write.actor);
-    const [head, input, timers] = await Promise.all([
+  /** Commits the run's turns up to the first refused one in one conditional batch, then throws that refusal. */
+  private async commitRun(actor: ActorRef, writes: readonly TurnWrite[]): Promise<void> {
+    const key = keyOf(actor);
+    const at = this.options.clock();
+    for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt += 1) {
+      const view = await this.readForRun(actor, writes);
+      const version = (view.version ?? 0) + 1;
+      const plan = this.planRun(writes, view, version, at);
+      if (plan.batch.length === 0) throw plan.refusal!;
+
+      // Queued before the commit, so a crash right after it cannot lose a timer (see the class comment).
+      await Promise.all(
+        plan.queued.map((timer) => this.execute(this.sql.queueTimer, [timer.shard, timer.dueAt, ...key, timer.name, version, at], 'write')),
+      );
+      if (!(await this.conditionalBatch(plan.batch)).wasApplied()) continue;
+
+      // The turns are committed whatever happens here, so a failed delete must not fail them:
+      // the row left behind no longer matches the actor's timer row, and dueTimers drops it.
+      await Promise.allSettled(
+        plan.replaced.map(([name, stored]) => this.execute(this.sql.dequeueTimer, [stored.shard, stored.dueAt, ...key, name], 'write')),
+      );
+      if (plan.refusal) throw plan.refusal;
+      return;
+    }
+    throw new ActorError(RuntimeErrorCode.Conflict, actor, `other writes kept landing first, ${MAX_CAS_ATTEMPTS} times`, {
+      retriable: true,
+    });
+  }
+
+  private async readForRun(actor: ActorRef, writes: readonly TurnWrite[]): Promise<RunView> {
+    const key = keyOf(actor);
+    const timerNames = new Set(
+      writes.flatMap((write) => [...(write.timersSet ?? []).map((timer) => timer.name), ...(write.timersCancelled ?? [])]),
+    );
+    const [head, applied, timers] = await Promise.all([
       this.first(this.sql.head, key),
-      this.first(this.sql.inputs, [...key, [write.input.id]]),
-      timerNames.length > 0 ? this.rows(this.sql.timerIndex, [...key, timerNames]) : [],
+      this.rowsIn(this.sql.inputs, key, new Set(writes.map((write) => write.input.id))),
+      this.rowsIn(this.sql.timerIndex, key, timerNames),
     ]);
+    const inputs = long(head?.['inputs']) ?? 0;
+    const keep = this.options.keepInputIds;
+    // Input #n takes slot n % keep from input #(n - keep), the id to forget when it is applied.
+    const slots = new Set(
+      writes
+        .map((_, index) => inputs + index + 1)
+        .filter((n) => n > keep)
+        .map((n) => n % keep),
+    );
+    const scopes = [...new Set(writes.flatMap((write) => (write.fence ? [write.fence.scope] : [])))];
     // Only after the head: the fencing argument in the class comment rests on that order.
-    const fence = write.fence ? await this.first(this.sql.fence, [write.fence.scope]) : undefined;
+    const [fences, held] = await Promise.all([
+      Promise.all(scopes.map(async (scope) => [scope, long((await this.first(this.sql.fence, [scope]))?.['epoch'])] as const)),
+      this.rowsIn(this.sql.slots, key, slots),
+    ]);
     return {
       version: long(head?.['version']),
       seq: long(head?.['seq']) ?? 0,
-      inputs: long(head?.['inputs']) ?? 0,
+      inputs,
       lastInputOffset: long(head?.['last_input_offset']),
       outboxOrd: long(head?.['outbox_ord']) ?? 0,
-      inputApplied: input !== undefined,
+      applied: new Set(applied.map((row) => row['name'] as string)),
       timers: new Map(timers.map((row) => [row['name'] as string, { shard: row['shard'] as string, dueAt: long(row['due_at'])! }])),
-      fenceEpoch: long(fence?.['epoch']),
+      fences: new Map(fences.flatMap(([scope, epoch]) => (epoch === undefined ? [] : [[scope, epoch]]))),
+      slots: new Map(held.map((row) => [long(row['pos'])!, row['ref'] as string])),
     };
   }
 
-  private turnBatch(
-    write: TurnWrite,
-    view: TurnView,
-    turn: {
-      turn: number;
-      inputs: number;
-      slot: number;
-      evicted: string | undefined;
-      at: number;
-      timersSet: ReadonlyMap<string, Timer>;
-      timersCancelled: ReadonlySet<string>;
-    },
-  ): BatchQuery[] {
-    const key = keyOf(write.actor);
-    const outbox = write.outbox ?? [];
-    const offsets = [view.lastInputOffset, write.input.offset].filter((offset) => offset !== undefined);
-    const sql = this.sql;
+  /** The batch for the run's turns as `view` finds the actor, up to the first turn it refuses. */
+  private planRun(writes: readonly TurnWrite[], view: RunView, version: number, at: number): RunPlan {
+    const key = keyOf(writes[0]!.actor);
+    const { sql } = this;
+    const keep = this.options.keepInputIds;
+    const rows: BatchQuery[] = [];
+    const runInputs = new Set<string>();
+    // Where each timer the run touches ends up: set, or undefined once cancelled.
+    const timers = new Map<string, Timer | undefined>();
+    let { seq, inputs, lastInputOffset, outboxOrd } = view;
+    let snapshot: Snapshot | undefined;
+    let refusal: ActorError | undefined;
+    for (const write of writes) {
+      refusal = refusalOf(write, view, seq, runInputs);
+      if (refusal) break;
+      for (const data of write.events) {
+        seq += 1;
+        rows.push({ query: sql.appendEvent, params: [...key, seq, buffer(data), at] });
+      }
+      inputs += 1;
+      runInputs.add(write.input.id);
+      rows.push({ query: sql.recordInput, params: [...key, write.input.id, at] });
+      rows.push({ query: sql.fillSlot, params: [...key, inputs % keep, write.input.id] });
+      const evicted = inputs > keep ? view.slots.get(inputs % keep) : undefined;
+      if (evicted !== undefined) rows.push({ query: sql.forgetInput, params: [...key, evicted] });
+      for (const message of write.outbox ?? []) {
+        outboxOrd += 1;
+        rows.push({
+          query: sql.addOutbox,
+          params: [...key, outboxOrd, message.id, message.topic, message.key, buffer(message.value), message.headers],
+        });
+      }
+      // Cancels before sets, so a turn that cancels and re-sets a name ends with the new timer.
+      for (const name of write.timersCancelled ?? []) timers.set(name, undefined);
+      for (const timer of write.timersSet ?? []) timers.set(timer.name, timer);
+      const { offset } = write.input;
+      if (offset !== undefined) lastInputOffset = Math.max(offset, lastInputOffset ?? offset);
+      snapshot = write.snapshot ?? snapshot;
+    }
+    if (rows.length === 0) return { batch: [], queued: [], replaced: [], refusal };
+
+    // A batch's statements share one timestamp and a delete wins a tie, so each timer row gets
+    // one statement: where the run leaves it.
+    const queued: Timer[] = [];
+    for (const [name, timer] of timers) {
+      if (timer !== undefined) {
+        queued.push(timer);
+        rows.push({ query: sql.indexTimer, params: [...key, name, timer.shard, timer.dueAt, buffer(timer.message)] });
+      } else if (view.timers.has(name)) {
+        rows.push({ query: sql.unindexTimer, params: [...key, name] });
+      }
+    }
+    const replaced = [...view.timers].filter(([name, stored]) => {
+      if (!timers.has(name)) return false;
+      const next = timers.get(name);
+      return next === undefined || next.shard !== stored.shard || next.dueAt !== stored.dueAt;
+    });
     // `undefined` binds as "unset": the column keeps its stored value.
     const head = [
-      view.seq + write.events.length,
-      turn.turn,
-      turn.inputs,
-      offsets.length > 0 ? Math.max(...offsets) : undefined,
-      outbox.length > 0 ? view.outboxOrd + outbox.length : undefined,
-      write.snapshot?.seq,
-      write.snapshot ? buffer(write.snapshot.state) : undefined,
+      seq,
+      version,
+      inputs,
+      lastInputOffset,
+      outboxOrd > view.outboxOrd ? outboxOrd : undefined,
+      snapshot?.seq,
+      snapshot ? buffer(snapshot.state) : undefined,
     ];
-    return [
-      { query: sql.commitHead, params: [...head, ...key, view.version ?? null] },
-      ...write.events.map((data, index) => ({ query: sql.appendEvent, params: [...key, view.seq + index + 1, buffer(data), turn.at] })),
-      { query: sql.recordInput, params: [...key, write.input.id, turn.at] },
-      { query: sql.fillSlot, params: [...key, turn.slot, write.input.id] },
-      ...(turn.evicted === undefined ? [] : [{ query: sql.forgetInput, params: [...key, turn.evicted] }]),
-      ...outbox.map((message, index) => ({
-        query: sql.addOutbox,
-        params: [...key, view.outboxOrd + index + 1, message.id, message.topic, message.key, buffer(message.value), message.headers],
-      })),
-      ...[...turn.timersSet.values()].map((timer) => ({
-        query: sql.indexTimer,
-        params: [...key, timer.name, timer.shard, timer.dueAt, buffer(timer.message)],
-      })),
-      ...[...turn.timersCancelled]
-        .filter((name) => view.timers.has(name))
-        .map((name) => ({ query: sql.unindexTimer, params: [...key, name] })),
-    ];
+    rows.unshift({ query: sql.commitHead, params: [...head, ...key, view.version ?? null] });
+    return { batch: rows, queued, replaced, refusal };
   }
 
   /**
@@ -602,6 +680,17 @@ export class CassandraStore implements Store {
     return all;
   }
 
+  /**
+   * The rows of an actor's query whose last marker takes an IN list, for all of `values`. An IN
+   * list of a few dozen keys is one cheap read; Cassandra warns about long ones, so hundreds are
+   * asked about in slices, side by side.
+   */
+  private async rowsIn(cql: string, key: Key, values: ReadonlySet<string | number>): Promise<Row[]> {
+    const all = [...values];
+    const slices = Array.from({ length: Math.ceil(all.length / MAX_IN_KEYS) }, (_, i) => all.slice(i * MAX_IN_KEYS, (i + 1) * MAX_IN_KEYS));
+    return (await Promise.all(slices.map((slice) => this.rows(cql, [...key, slice])))).flat();
+  }
+
   /** A batch on one actor's partition with a condition, as one Paxos round. */
   private async conditionalBatch(queries: BatchQuery[]): Promise<cassandra.types.ResultSet> {
     try {
@@ -612,25 +701,53 @@ export class CassandraStore implements Store {
   }
 }
 
-/** Fence, then seq, then input id: the order the embedded store checks them in. */
-function refuseTurn(write: TurnWrite, view: TurnView): void {
+/** Why a turn of a run is refused, if it is: fence, then seq, then input id, as the embedded store checks them. */
+function refusalOf(write: TurnWrite, view: RunView, seq: number, runInputs: ReadonlySet<string>): ActorError | undefined {
   const { actor, fence } = write;
-  if (fence && view.fenceEpoch !== undefined && view.fenceEpoch > fence.epoch) {
-    throw new ActorError(
+  const epoch = fence ? view.fences.get(fence.scope) : undefined;
+  if (fence && epoch !== undefined && epoch > fence.epoch) {
+    return new ActorError(
       RuntimeErrorCode.Fenced,
       actor,
-      `${fence.scope} is owned by epoch ${view.fenceEpoch}; this write is from epoch ${fence.epoch}`,
+      `${fence.scope} is owned by epoch ${epoch}; this write is from epoch ${fence.epoch}`,
     );
   }
-  if (write.expectedSeq !== view.seq) {
+  if (write.expectedSeq !== seq) {
     // Retriable: the turn can run again on the state as it now is.
-    throw new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${view.seq}`, {
+    return new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
       retriable: true,
     });
   }
-  if (view.inputApplied) {
-    throw new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${write.input.id} was already applied`);
+  if (view.applied.has(write.input.id) || runInputs.has(write.input.id)) {
+    return new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${write.input.id} was already applied`);
   }
+  return undefined;
+}
+
+/** Cuts turns into runs of at most MAX_RUN_TURNS turns and MAX_RUN_BYTES of payload; a larger turn is a run of its own. */
+function runsOf(writes: readonly TurnWrite[]): TurnWrite[][] {
+  const runs: TurnWrite[][] = [];
+  let run: TurnWrite[] = [];
+  let size = 0;
+  for (const write of writes) {
+    const bytes = payloadBytes(write);
+    if (run.length === MAX_RUN_TURNS || (run.length > 0 && size + bytes > MAX_RUN_BYTES)) {
+      runs.push(run);
+      [run, size] = [[], 0];
+    }
+    run.push(write);
+    size += bytes;
+  }
+  runs.push(run);
+  return runs;
+}
+
+function payloadBytes(write: TurnWrite): number {
+  let total = write.snapshot?.state.byteLength ?? 0;
+  for (const data of write.events) total += data.byteLength;
+  for (const message of write.outbox ?? []) total += message.value.byteLength;
+  for (const timer of write.timersSet ?? []) total += timer.message.byteLength;
+  return total;
 }
 
 function resolveOptions(options: CassandraStoreOptions): ResolvedOptions {
