@@ -4,6 +4,7 @@
  * where their bytes are). `embedded` (SQLite) and `cassandra` implement it, and one conformance
  * suite runs against both.
  */
+import { ActorError, RuntimeErrorCode } from '../errors.js';
 
 /** The address of a virtual actor. */
 export interface ActorRef {
@@ -157,4 +158,18 @@ export interface Store {
   /** The records of a project's artefacts, by name. */
   listArtifacts(namespace: string, project: string): Promise<ArtifactRecord[]>;
   close(): Promise<void>;
+}
+
+/** The actor a run of turns is for; refused with INVALID_ARGUMENT when it holds another actor's turn. */
+export function actorOfRun(writes: readonly TurnWrite[]): ActorRef | undefined {
+  const actor = writes[0]?.actor;
+  const stranger = writes.find((write) => write.actor.type !== actor!.type || write.actor.id !== actor!.id);
+  if (stranger !== undefined) {
+    throw new ActorError(
+      RuntimeErrorCode.InvalidArgument,
+      actor!,
+      `a run of turns is one actor's; it also holds a turn of ${stranger.actor.type}/${stranger.actor.id}`,
+    );
+  }
+  return actor;
 }

@@ -9,6 +9,7 @@
 import cassandra from 'cassandra-driver';
 
 import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
+import { actorOfRun } from '../store.js';
 import type {
   ActorRecord,
   ActorRef,
@@ -297,16 +298,9 @@ export class CassandraStore implements Store {
    */
   async commitTurns(writes: readonly TurnWrite[]): Promise<void> {
     this.ensureOpen();
-    const actor = writes[0]?.actor;
+    const actor = actorOfRun(writes);
     if (actor === undefined) return;
     for (const write of writes) {
-      if (write.actor.type !== actor.type || write.actor.id !== actor.id) {
-        throw new ActorError(
-          RuntimeErrorCode.InvalidArgument,
-          actor,
-          `a run of turns is one actor's; it also holds a turn of ${write.actor.type}/${write.actor.id}`,
-        );
-      }
       const foreign = write.timersSet?.find((timer) => timer.actor.type !== actor.type || timer.actor.id !== actor.id);
       if (foreign !== undefined) {
         throw new ActorError(

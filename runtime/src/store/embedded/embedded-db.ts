@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 
 import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
+import { actorOfRun } from '../store.js';
 import type { ActorRecord, ActorRef, ArtifactRecord, Fence, OutboxMessage, StoredEvent, Timer, TurnWrite } from '../store.js';
 
 /**
@@ -387,7 +388,7 @@ export class SqliteWriter {
    * actor's row is read once before the run and written once after it.
    */
   private applyTurns(writes: readonly TurnWrite[], at: number): void {
-    const actor = writes[0]!.actor;
+    const actor = actorOfRun(writes)!;
     const key: Key = [actor.type, actor.id];
     const row = this.sql.actor.get(...key);
     let seq = row?.seq ?? 0;
@@ -395,13 +396,6 @@ export class SqliteWriter {
     let lastInputOffset = row?.last_input_offset ?? undefined;
     let fenceChecked: Fence | undefined;
     for (const write of writes) {
-      if (write.actor.type !== actor.type || write.actor.id !== actor.id) {
-        throw new ActorError(
-          RuntimeErrorCode.InvalidArgument,
-          actor,
-          `a run of turns is one actor's; it also holds a turn of ${write.actor.type}/${write.actor.id}`,
-        );
-      }
       if (write.fence && (write.fence.scope !== fenceChecked?.scope || write.fence.epoch !== fenceChecked.epoch)) {
         const stored = this.sql.fenceEpoch.get(write.fence.scope)?.epoch;
         if (stored !== undefined && stored > write.fence.epoch) {
