@@ -124,7 +124,11 @@ async function measure(group: Group, partitions: number, trials: number): Promis
     traffic = (async () => {
       const roundMs = Math.max(20, (partitions * 1000) / MESSAGES_PER_SECOND);
       for (let n = 0; sending;) {
-        for (let partition = 0; partition < partitions; partition += 1) group.send(partition, n++).catch((error) => (sendError ??= error));
+        for (let partition = 0; partition < partitions; partition += 1) {
+          group.send(partition, n++).catch((error: Error) => {
+            sendError ??= new Error(`${group.name}: a send to partition ${partition} failed: ${error.message}`, { cause: error });
+          });
+        }
         await sleep(roundMs);
       }
     })();
@@ -142,10 +146,12 @@ async function measure(group: Group, partitions: number, trials: number): Promis
 }
 
 /**
- * Creates topics and waits until every partition has a leader. kafkajs's own wait
+ * Creates topics and waits until every partition's leader serves it. kafkajs's own wait
  * (`waitForLeaders`) gives up when a busy broker's metadata does not know a new topic yet
  * (UNKNOWN_TOPIC_OR_PARTITION), and so does the runtime's createTopic, which uses it: made here
- * first, a node finds its topics there and only reads their partition count.
+ * first, a node finds its topics there and only reads their partition count. A leader in the
+ * metadata may not host its partition yet, and then refuses sends to it; reading every
+ * partition's offsets asks each leader itself.
  */
 async function createTopics(brokers: string[], topics: string[], partitions: number): Promise<void> {
   const admin = new Kafka({ clientId: 'bench-failover-admin', brokers, logLevel: logLevel.NOTHING }).admin();
@@ -157,6 +163,7 @@ async function createTopics(brokers: string[], topics: string[], partitions: num
       const led = metadata.topics.flatMap((topic) => topic.partitions).filter((partition) => partition.leader >= 0).length;
       if (led < topics.length * partitions)
         throw new Error(`topics ${topics.join(', ')}: ${led} of ${topics.length * partitions} partitions have a leader`);
+      await Promise.all(topics.map((topic) => admin.fetchTopicOffsets(topic)));
     }, SETTLE_TIMEOUT_MS);
   } finally {
     await admin.disconnect();
