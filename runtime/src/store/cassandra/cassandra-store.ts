@@ -2,8 +2,9 @@
  * The Cassandra Store (cassandra-driver): each actor's journal, latest snapshot, applied input
  * ids, outbox and timer index live in one partition, so a turn — or a run of an actor's turns —
  * is one conditional batch, written entirely or not at all, and only if no other write landed
- * on the actor since the run read it. Timers are mirrored into a per-shard queue, and partition fences kept in their own
- * table; the class comment explains how those other partitions stay consistent with the turn.
+ * on the actor since the run read it. Timers are mirrored into a per-shard queue, and partition
+ * fences kept in their own table; the class comment explains how those other partitions stay
+ * consistent with the actor's.
  * The artefact catalog is a table of its own, a partition per project.
  */
 import cassandra from 'cassandra-driver';
@@ -204,11 +205,12 @@ function statements(ks: string) {
  * **Timers.** The actor's `timer` rows are the truth; `timers` is a queue per shard, by due
  * time, for the timer service. A run queues the timers it leaves set *before* its batch and
  * dequeues the ones it replaced or cancelled *after*. A crash between the two leaves extra
- * rows, never missing ones, so `dueTimers` and `nextTimerDue` confirm each queued row against the actor's
- * timer row: a row the actor no longer holds is skipped, and deleted once the actor's version
- * shows its turn is over (committed and later changed, or lost to another writer). A row whose
- * turn has not committed after `intentGraceMs` is presumed orphaned by a crash: the store bumps
- * the actor's version past that turn, so it can no longer commit, and deletes the row.
+ * rows, never missing ones, so `dueTimers` and `nextTimerDue` confirm each queued row against
+ * the actor's timer row: a row the actor no longer holds is skipped, and deleted once the
+ * actor's version shows its run is over (committed and later changed, or lost to another
+ * writer). A row whose run has not committed after `intentGraceMs` is presumed orphaned by a
+ * crash: the store bumps the actor's version past that run, so it can no longer commit, and
+ * deletes the row.
  *
  * @example
  * const store = await CassandraStore.open({ contactPoints: ['10.0.0.5:9042'], localDataCenter: 'dc1' });
