@@ -17,7 +17,16 @@ import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcRuntimeClient } from './clients/runtime.grpc.js';
 import type { ApiRequest } from './kube/client.js';
-import { createNamespace, ensureCrds, kubectl, kubectlOk, samples, testOperator, type TestOperator } from './testing/cluster.js';
+import {
+  createNamespace,
+  ensureCrds,
+  kubectl,
+  kubectlOk,
+  listEvents,
+  samples,
+  testOperator,
+  type TestOperator,
+} from './testing/cluster.js';
 
 const RBAC_DIR = fileURLToPath(new URL('../rbac/', import.meta.url));
 
@@ -212,16 +221,7 @@ spec:
   });
 
   async function eventCount(reason: string): Promise<number> {
-    const out = await kubectlOk([
-      'get',
-      'events',
-      '-n',
-      namespace,
-      '--field-selector',
-      `reason=${reason},involvedObject.name=storefront`,
-      '-o',
-      'jsonpath={.items[*].count}',
-    ]);
+    const out = await listEvents(namespace, `reason=${reason},involvedObject.name=storefront`, '{.items[*].count}');
     return out
       .split(/\s+/)
       .filter((count) => count.length > 0)

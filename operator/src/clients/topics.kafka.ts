@@ -44,7 +44,8 @@ export class KafkaPoolTopics implements PoolTopics {
       requestTimeout: this.options.requestTimeoutMs,
       retry: { retries: 2 },
       logLevel: logLevel.WARN,
-      logCreator: () => (entry: LogEntry) => (entry.level === logLevel.ERROR ? log.error : log.warn)(entry.log.message, { kafka: entry.namespace }),
+      logCreator: () => (entry: LogEntry) =>
+        (entry.level === logLevel.ERROR ? log.error : log.warn)(entry.log.message, { kafka: entry.namespace }),
     });
   }
 
@@ -70,7 +71,10 @@ export class KafkaPoolTopics implements PoolTopics {
       this.known.set(topic, partitions);
       return 'grown';
     } catch (error) {
-      throw new OperatorError(OperatorErrorCode.KafkaUnavailable, `topic ${topic}: ${(error as Error).message}`, { retriable: true, cause: error });
+      throw new OperatorError(OperatorErrorCode.KafkaUnavailable, `topic ${topic}: ${(error as Error).message}`, {
+        retriable: true,
+        cause: error,
+      });
     }
   }
 
@@ -95,7 +99,19 @@ export class KafkaPoolTopics implements PoolTopics {
 
 function validate({ brokers, replicationFactor, requestTimeoutMs }: KafkaPoolTopicsOptions): void {
   const component = 'KafkaPoolTopics';
-  checkOption(brokers.length > 0 && brokers.every((broker) => /^[^\s:]+:\d+$/.test(broker)), component, 'brokers', 'must list host:port entries', brokers);
-  checkOption(replicationFactor === -1 || isPositiveInteger(replicationFactor), component, 'replicationFactor', 'must be -1 or a positive integer', replicationFactor);
+  checkOption(
+    brokers.length > 0 && brokers.every((broker) => /^[^\s:]+:\d+$/.test(broker)),
+    component,
+    'brokers',
+    'must list host:port entries',
+    brokers,
+  );
+  checkOption(
+    replicationFactor === -1 || isPositiveInteger(replicationFactor),
+    component,
+    'replicationFactor',
+    'must be -1 or a positive integer',
+    replicationFactor,
+  );
   checkOption(isPositiveInteger(requestTimeoutMs), component, 'requestTimeoutMs', 'must be a positive integer', requestTimeoutMs);
 }

@@ -30,7 +30,15 @@ describe('ModelProvider controller', () => {
   it('makes the sample simulated provider Ready without a Secret', async () => {
     await kubectlOk(['apply', '-f', '-'], samples(namespace, ['provider']));
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', 'modelprovider/simulated', '--timeout=30s']);
-    const reason = await kubectlOk(['get', 'modelprovider', 'simulated', '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']);
+    const reason = await kubectlOk([
+      'get',
+      'modelprovider',
+      'simulated',
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+    ]);
     expect(reason).toBe('NoCredentialsNeeded');
   });
 
@@ -40,9 +48,20 @@ describe('ModelProvider controller', () => {
     expect(await readyReason(namespace, 'openai')).toBe('SecretNotFound: Secret "openai-credentials" not found');
 
     await kubectlOk(['create', 'secret', 'generic', 'openai-credentials', '-n', namespace, `--from-literal=token=${API_KEY}`]);
-    await expect.poll(() => readyReason(namespace, 'openai'), { timeout: 30_000 }).toBe('SecretKeyMissing: Secret "openai-credentials" has no value for key "api-key"');
+    await expect
+      .poll(() => readyReason(namespace, 'openai'), { timeout: 30_000 })
+      .toBe('SecretKeyMissing: Secret "openai-credentials" has no value for key "api-key"');
 
-    await kubectlOk(['patch', 'secret', 'openai-credentials', '-n', namespace, '--type=merge', '-p', JSON.stringify({ stringData: { 'api-key': API_KEY } })]);
+    await kubectlOk([
+      'patch',
+      'secret',
+      'openai-credentials',
+      '-n',
+      namespace,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ stringData: { 'api-key': API_KEY } }),
+    ]);
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', 'modelprovider/openai', '--timeout=30s']);
     expect(await readyReason(namespace, 'openai')).toBe('CredentialsFound: API key found in Secret "openai-credentials", key "api-key"');
 
@@ -77,5 +96,13 @@ spec:
 }
 
 function readyReason(namespace: string, name: string): Promise<string> {
-  return kubectlOk(['get', 'modelprovider', name, '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}']);
+  return kubectlOk([
+    'get',
+    'modelprovider',
+    name,
+    '-n',
+    namespace,
+    '-o',
+    'jsonpath={.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}',
+  ]);
 }

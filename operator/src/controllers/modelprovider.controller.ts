@@ -30,15 +30,39 @@ export function providerReadiness(provider: ModelProvider, secret: Secret | unde
   const ref = provider.spec.apiKeySecretRef;
   const observedGeneration = provider.metadata.generation;
   if (ref === undefined) {
-    return { type: ConditionType.Ready, status: 'True', reason: ProviderReason.NoCredentialsNeeded, message: `${provider.spec.type} needs no API key`, observedGeneration };
+    return {
+      type: ConditionType.Ready,
+      status: 'True',
+      reason: ProviderReason.NoCredentialsNeeded,
+      message: `${provider.spec.type} needs no API key`,
+      observedGeneration,
+    };
   }
   if (secret === undefined) {
-    return { type: ConditionType.Ready, status: 'False', reason: ProviderReason.SecretNotFound, message: `Secret "${ref.name}" not found`, observedGeneration };
+    return {
+      type: ConditionType.Ready,
+      status: 'False',
+      reason: ProviderReason.SecretNotFound,
+      message: `Secret "${ref.name}" not found`,
+      observedGeneration,
+    };
   }
   if (!(ref.key in (secret.data ?? {}))) {
-    return { type: ConditionType.Ready, status: 'False', reason: ProviderReason.SecretKeyMissing, message: `Secret "${ref.name}" has no value for key "${ref.key}"`, observedGeneration };
+    return {
+      type: ConditionType.Ready,
+      status: 'False',
+      reason: ProviderReason.SecretKeyMissing,
+      message: `Secret "${ref.name}" has no value for key "${ref.key}"`,
+      observedGeneration,
+    };
   }
-  return { type: ConditionType.Ready, status: 'True', reason: ProviderReason.CredentialsFound, message: `API key found in Secret "${ref.name}", key "${ref.key}"`, observedGeneration };
+  return {
+    type: ConditionType.Ready,
+    status: 'True',
+    reason: ProviderReason.CredentialsFound,
+    message: `API key found in Secret "${ref.name}", key "${ref.key}"`,
+    observedGeneration,
+  };
 }
 
 export class ModelProviderReconciler implements Reconciler {
@@ -61,7 +85,11 @@ export class ModelProviderReconciler implements Reconciler {
     const ready = providerReadiness(provider, secret);
     const previous = findCondition(provider.status?.conditions, ConditionType.Ready);
     const conditions = setCondition(provider.status?.conditions, ready, new Date(this.manager.options.clock.now()));
-    await updateStatus(this.manager.client, ModelProviders, provider, { ...provider.status, observedGeneration: provider.metadata.generation, conditions });
+    await updateStatus(this.manager.client, ModelProviders, provider, {
+      ...provider.status,
+      observedGeneration: provider.metadata.generation,
+      conditions,
+    });
     if (previous?.status !== ready.status || previous.reason !== ready.reason) {
       if (ready.status === 'True') this.events.normal(provider, ready.reason, ready.message);
       else this.events.warning(provider, ready.reason, ready.message);

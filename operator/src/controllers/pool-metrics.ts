@@ -39,7 +39,13 @@ export class PoolMetrics implements Runnable {
 
   constructor(options: Pick<PoolMetricsOptions, 'runtime' | 'onChange'> & Partial<PoolMetricsOptions>) {
     this.options = { ...POOL_METRICS_DEFAULTS, ...options };
-    checkOption(isPositiveInteger(this.options.intervalMs), 'PoolMetrics', 'intervalMs', 'must be a positive integer', this.options.intervalMs);
+    checkOption(
+      isPositiveInteger(this.options.intervalMs),
+      'PoolMetrics',
+      'intervalMs',
+      'must be a positive integer',
+      this.options.intervalMs,
+    );
   }
 
   /** The pool's numbers from the last poll, or undefined when the runtime did not answer it. */
@@ -66,8 +72,15 @@ export class PoolMetrics implements Runnable {
     const { runtime, namespaces, onChange, log } = this.options;
     let next: Map<ObjectKey, PoolStatus>;
     try {
-      const entries = namespaces.length === 0 ? await runtime.listPools() : (await Promise.all(namespaces.map((namespace) => runtime.listPools(namespace)))).flat();
-      next = new Map(entries.flatMap((entry) => (entry.status === undefined ? [] : [[`${entry.namespace}/${entry.status.pool}`, entry.status] as const])));
+      const entries =
+        namespaces.length === 0
+          ? await runtime.listPools()
+          : (await Promise.all(namespaces.map((namespace) => runtime.listPools(namespace)))).flat();
+      next = new Map(
+        entries.flatMap((entry) =>
+          entry.status === undefined ? [] : [[`${entry.namespace}/${entry.status.pool}`, entry.status] as const],
+        ),
+      );
       if (!this.reachable) log.info('runtime answers ListPools again');
       this.reachable = true;
     } catch (error) {

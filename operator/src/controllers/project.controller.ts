@@ -52,7 +52,13 @@ export class ProjectReconciler implements Reconciler {
     options: Pick<ProjectReconcilerOptions, 'runtime'> & Partial<ProjectReconcilerOptions>,
   ) {
     this.options = { ...PROJECT_RECONCILER_DEFAULTS, ...options };
-    checkOption(isPositiveInteger(this.options.unknownRetryMs), 'ProjectReconciler', 'unknownRetryMs', 'must be a positive integer', this.options.unknownRetryMs);
+    checkOption(
+      isPositiveInteger(this.options.unknownRetryMs),
+      'ProjectReconciler',
+      'unknownRetryMs',
+      'must be a positive integer',
+      this.options.unknownRetryMs,
+    );
     this.projects = manager.informer(Projects);
     this.workflows = manager.informer(Workflows);
     this.events = manager.eventsFor(Projects);
@@ -125,11 +131,18 @@ export class ProjectReconciler implements Reconciler {
         await this.write(key, project, { ...refused, observedGeneration: generation, phase: 'Failed' });
         throw new TerminalError(ProjectReason.RuntimeRejected, error.message, { cause: error });
       }
-      await this.write(key, project, this.accepted(project, 'Unknown', ProjectReason.RuntimeUnavailable, `the runtime did not take the project: ${error.message}`));
+      await this.write(
+        key,
+        project,
+        this.accepted(project, 'Unknown', ProjectReason.RuntimeUnavailable, `the runtime did not take the project: ${error.message}`),
+      );
       throw error;
     }
     this.events.normal(project, ProjectReason.Submitted, `handed generation ${generation} to the runtime`);
-    const accepted: ProjectStatus = { ...this.accepted(project, 'True', ProjectReason.Submitted, `generation ${generation} queued in the runtime`), observedGeneration: generation };
+    const accepted: ProjectStatus = {
+      ...this.accepted(project, 'True', ProjectReason.Submitted, `generation ${generation} queued in the runtime`),
+      observedGeneration: generation,
+    };
     // The runtime has usually applied the submit by now: reading it back makes one status write of two.
     try {
       return await this.sync(key, project, accepted);
@@ -150,7 +163,12 @@ export class ProjectReconciler implements Reconciler {
     }
     await this.approveIfAsked(project, runtime);
     const status = project.status ?? {};
-    const next = syncedStatus({ ...project, status: base }, runtime, this.streams.lastChange(key), new Date(this.manager.options.clock.now()));
+    const next = syncedStatus(
+      { ...project, status: base },
+      runtime,
+      this.streams.lastChange(key),
+      new Date(this.manager.options.clock.now()),
+    );
     await this.write(key, project, next);
     if (next.phase !== status.phase && next.phase !== undefined) {
       const message = `phase ${status.phase ?? 'none'} → ${next.phase}${next.currentPhase ? ` (workflow phase ${next.currentPhase})` : ''}`;
@@ -173,7 +191,12 @@ export class ProjectReconciler implements Reconciler {
     if (runtime.phase !== PhaseCode.AWAITING_APPROVAL || runtime.currentPhase !== phase) return;
     const { namespace = '', name } = project.metadata;
     try {
-      await this.options.runtime.approve(commandIds.approve(project, phase), { namespace, name, phase, approvedBy: `annotation ${APPROVE_ANNOTATION}` });
+      await this.options.runtime.approve(commandIds.approve(project, phase), {
+        namespace,
+        name,
+        phase,
+        approvedBy: `annotation ${APPROVE_ANNOTATION}`,
+      });
       this.events.normal(project, ProjectReason.Approved, `approved phase ${phase}`);
     } catch (error) {
       if (!(error instanceof OperatorError && error.code === OperatorErrorCode.RuntimeRejected)) throw error;
@@ -189,7 +212,11 @@ export class ProjectReconciler implements Reconciler {
     if (!isFinal(status.phase)) {
       const { namespace = '', name } = project.metadata;
       try {
-        await this.options.runtime.cancelProject(commandIds.cancel(project), { namespace, name, reason: 'the Project resource was deleted' });
+        await this.options.runtime.cancelProject(commandIds.cancel(project), {
+          namespace,
+          name,
+          reason: 'the Project resource was deleted',
+        });
         this.events.normal(project, ProjectReason.Cancelled, 'cancelled in the runtime');
       } catch (error) {
         // A refusal means there is nothing to cancel; an unreachable runtime only matters if it ever had the project.
@@ -210,7 +237,13 @@ export class ProjectReconciler implements Reconciler {
     const finalizers = project.metadata.finalizers ?? [];
     if (finalizers.includes(PROJECT_FINALIZER)) return project;
     const { namespace = '', name, resourceVersion } = project.metadata;
-    return this.manager.client.patch(Projects, namespace, name, { metadata: { finalizers: [...finalizers, PROJECT_FINALIZER], resourceVersion } }, { strategy: 'merge' });
+    return this.manager.client.patch(
+      Projects,
+      namespace,
+      name,
+      { metadata: { finalizers: [...finalizers, PROJECT_FINALIZER], resourceVersion } },
+      { strategy: 'merge' },
+    );
   }
 
   /** Why the project's Workflow (if it is a resource in the namespace) is not usable yet. */
@@ -226,8 +259,18 @@ export class ProjectReconciler implements Reconciler {
   /** The status with Accepted set, and Pending as the phase until the runtime reports one. */
   private accepted(project: Project, status: DesiredCondition['status'], reason: string, message: string): ProjectStatus {
     const current = project.status ?? {};
-    const condition: DesiredCondition = { type: ConditionType.Accepted, status, reason, message, observedGeneration: project.metadata.generation };
-    return { ...current, phase: current.phase ?? 'Pending', conditions: setCondition(current.conditions, condition, new Date(this.manager.options.clock.now())) };
+    const condition: DesiredCondition = {
+      type: ConditionType.Accepted,
+      status,
+      reason,
+      message,
+      observedGeneration: project.metadata.generation,
+    };
+    return {
+      ...current,
+      phase: current.phase ?? 'Pending',
+      conditions: setCondition(current.conditions, condition, new Date(this.manager.options.clock.now())),
+    };
   }
 
   private async write(key: ObjectKey, project: Project, status: ProjectStatus): Promise<void> {
@@ -235,4 +278,3 @@ export class ProjectReconciler implements Reconciler {
     if (written !== project) this.gate.wrote(key);
   }
 }
-

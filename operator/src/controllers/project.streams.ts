@@ -41,7 +41,13 @@ export class ProjectStreams implements Runnable {
   constructor(options: Pick<ProjectStreamsOptions, 'runtime' | 'onChange'> & Partial<ProjectStreamsOptions>) {
     this.options = { ...PROJECT_STREAMS_DEFAULTS, ...options };
     const { backoff } = this.options;
-    checkOption(backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs, 'ProjectStreams', 'backoff', 'needs 0 < initialMs <= maxMs', backoff);
+    checkOption(
+      backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs,
+      'ProjectStreams',
+      'backoff',
+      'needs 0 < initialMs <= maxMs',
+      backoff,
+    );
   }
 
   /** Why the project last changed phase, if its stream reported it. */

@@ -14,7 +14,13 @@ export class StatusGate {
     private readonly intervalMs: number,
     private readonly clock: Clock,
   ) {
-    checkOption(Number.isInteger(intervalMs) && intervalMs >= 0, 'ProjectReconciler', 'statusIntervalMs', 'must be a non-negative integer', intervalMs);
+    checkOption(
+      Number.isInteger(intervalMs) && intervalMs >= 0,
+      'ProjectReconciler',
+      'statusIntervalMs',
+      'must be a non-negative integer',
+      intervalMs,
+    );
   }
 
   /** Milliseconds until `key` may be written again; 0 when it may be written now. */

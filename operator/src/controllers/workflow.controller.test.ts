@@ -36,7 +36,15 @@ describe('Workflow controller', () => {
   let operator: TestOperator;
   const runtime = new GrpcRuntimeClient({ address: NO_RUNTIME });
   const condition = (kind: string, name: string, type: string) =>
-    kubectlOk(['get', kind, name, '-n', namespace, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status} {.status.conditions[?(@.type=="${type}")].reason}: {.status.conditions[?(@.type=="${type}")].message}`]);
+    kubectlOk([
+      'get',
+      kind,
+      name,
+      '-n',
+      namespace,
+      '-o',
+      `jsonpath={.status.conditions[?(@.type=="${type}")].status} {.status.conditions[?(@.type=="${type}")].reason}: {.status.conditions[?(@.type=="${type}")].message}`,
+    ]);
 
   beforeAll(async () => {
     await ensureCrds();
@@ -61,9 +69,13 @@ describe('Workflow controller', () => {
     expect(await condition('workflow', 'release', 'Ready')).toBe(
       'False NeedsCycle: spec.phases[].needs form a cycle: build → test → ship → build (each needs the next)',
     );
-    expect(await eventsOf(namespace, 'Workflow', 'release')).toContain('NeedsCycle: spec.phases[].needs form a cycle: build → test → ship → build (each needs the next)');
+    expect(await eventsOf(namespace, 'Workflow', 'release')).toContain(
+      'NeedsCycle: spec.phases[].needs form a cycle: build → test → ship → build (each needs the next)',
+    );
 
-    await kubectlOk(['apply', '-n', namespace, '-f', '-'], `apiVersion: troupe.dev/v1alpha1
+    await kubectlOk(
+      ['apply', '-n', namespace, '-f', '-'],
+      `apiVersion: troupe.dev/v1alpha1
 kind: Project
 metadata:
   name: launch
@@ -73,15 +85,22 @@ spec:
   workflow: release
   budget:
     maxCostUSD: 2
-`);
-    await expect.poll(() => condition('project', 'launch', 'Accepted'), { timeout: 30_000 }).toMatch(/^False WorkflowNotReady: Workflow release is not Ready: spec.phases\[\].needs form a cycle/);
+`,
+    );
+    await expect
+      .poll(() => condition('project', 'launch', 'Accepted'), { timeout: 30_000 })
+      .toMatch(/^False WorkflowNotReady: Workflow release is not Ready: spec.phases\[\].needs form a cycle/);
     expect(await kubectlOk(['get', 'project', 'launch', '-n', namespace, '-o', 'jsonpath={.status.phase}'])).toBe('Pending');
 
     await kubectlOk(['apply', '-n', namespace, '-f', '-'], FIXED);
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', 'workflow/release', '--timeout=30s']);
     // Released, the project goes to the runtime — which is down here, so it waits for that instead.
-    await expect.poll(() => condition('project', 'launch', 'Accepted'), { timeout: 30_000 }).toMatch(/^Unknown RuntimeUnavailable: the runtime did not take the project/);
-    expect(await kubectlOk(['get', 'project', 'launch', '-n', namespace, '-o', 'jsonpath={.metadata.finalizers}'])).toContain('troupe.dev/cancel-in-runtime');
+    await expect
+      .poll(() => condition('project', 'launch', 'Accepted'), { timeout: 30_000 })
+      .toMatch(/^Unknown RuntimeUnavailable: the runtime did not take the project/);
+    expect(await kubectlOk(['get', 'project', 'launch', '-n', namespace, '-o', 'jsonpath={.metadata.finalizers}'])).toContain(
+      'troupe.dev/cancel-in-runtime',
+    );
   });
 
   it('lets a Project the runtime never took be deleted while the runtime is down', async () => {

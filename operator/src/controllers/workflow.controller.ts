@@ -19,7 +19,13 @@ export function workflowReadiness(workflow: Workflow): DesiredCondition {
   const problem = validatePhases(workflow.spec.phases);
   if (problem !== undefined) return { type: ConditionType.Ready, status: 'False', ...problem, observedGeneration };
   const count = workflow.spec.phases.length;
-  return { type: ConditionType.Ready, status: 'True', reason: WorkflowReason.PhasesValid, message: `${count} phase${count === 1 ? '' : 's'}, no cycles`, observedGeneration };
+  return {
+    type: ConditionType.Ready,
+    status: 'True',
+    reason: WorkflowReason.PhasesValid,
+    message: `${count} phase${count === 1 ? '' : 's'}, no cycles`,
+    observedGeneration,
+  };
 }
 
 export class WorkflowReconciler implements Reconciler {
@@ -38,7 +44,11 @@ export class WorkflowReconciler implements Reconciler {
     const ready = workflowReadiness(workflow);
     const previous = findCondition(workflow.status?.conditions, ConditionType.Ready);
     const conditions = setCondition(workflow.status?.conditions, ready, new Date(this.manager.options.clock.now()));
-    await updateStatus(this.manager.client, Workflows, workflow, { ...workflow.status, observedGeneration: workflow.metadata.generation, conditions });
+    await updateStatus(this.manager.client, Workflows, workflow, {
+      ...workflow.status,
+      observedGeneration: workflow.metadata.generation,
+      conditions,
+    });
     if (previous?.status !== ready.status || previous.message !== ready.message) {
       if (ready.status === 'True') this.events.normal(workflow, ready.reason, ready.message);
       else this.events.warning(workflow, ready.reason, ready.message);

@@ -3,7 +3,12 @@ import { describe, expect, it } from 'vitest';
 import type { WorkflowPhase } from '../api/v1alpha1/workflow.types.js';
 import { findNeedsCycle, validatePhases } from './workflow.graph.js';
 
-const phase = (name: string, needs: string[] = [], loop?: WorkflowPhase['loop']): WorkflowPhase => ({ name, role: 'developer', needs, ...(loop ? { loop } : {}) });
+const phase = (name: string, needs: string[] = [], loop?: WorkflowPhase['loop']): WorkflowPhase => ({
+  name,
+  role: 'developer',
+  needs,
+  ...(loop ? { loop } : {}),
+});
 
 /** The built-in software-delivery workflow, as architecture.md describes it. */
 const SOFTWARE_DELIVERY = [
@@ -23,7 +28,10 @@ describe('workflow phase graph', () => {
   it('names the phases of a needs cycle, in order, closing where it started', () => {
     const phases = [phase('plan'), phase('build', ['plan', 'test']), phase('test', ['ship']), phase('ship', ['build'])];
     expect(findNeedsCycle(phases)).toEqual(['build', 'test', 'ship', 'build']);
-    expect(validatePhases(phases)).toEqual({ reason: 'NeedsCycle', message: 'spec.phases[].needs form a cycle: build → test → ship → build (each needs the next)' });
+    expect(validatePhases(phases)).toEqual({
+      reason: 'NeedsCycle',
+      message: 'spec.phases[].needs form a cycle: build → test → ship → build (each needs the next)',
+    });
   });
 
   it('finds a cycle of two and accepts diamonds, which are not cycles', () => {

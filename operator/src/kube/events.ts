@@ -64,7 +64,13 @@ export class EventRecorder {
   constructor(options: Pick<EventRecorderOptions, 'client' | 'instance'> & Partial<EventRecorderOptions>) {
     this.options = { ...EVENT_RECORDER_DEFAULTS, ...options };
     const { dedupeWindowMs, maxTracked } = this.options;
-    checkOption(Number.isInteger(dedupeWindowMs) && dedupeWindowMs >= 0, 'EventRecorder', 'dedupeWindowMs', 'must be a non-negative integer', dedupeWindowMs);
+    checkOption(
+      Number.isInteger(dedupeWindowMs) && dedupeWindowMs >= 0,
+      'EventRecorder',
+      'dedupeWindowMs',
+      'must be a non-negative integer',
+      dedupeWindowMs,
+    );
     checkOption(isPositiveInteger(maxTracked), 'EventRecorder', 'maxTracked', 'must be a positive integer', maxTracked);
   }
 
@@ -86,14 +92,23 @@ export class EventRecorder {
     const previous = this.writes.get(key) ?? Promise.resolve();
     const write = previous
       .then(() => this.write(key, type, object, eventType, reason, text))
-      .catch((error: unknown) => this.options.log.warn('could not record event', { reason, object: object.metadata.name, error: toError(error).message }))
+      .catch((error: unknown) =>
+        this.options.log.warn('could not record event', { reason, object: object.metadata.name, error: toError(error).message }),
+      )
       .finally(() => {
         if (this.writes.get(key) === write) this.writes.delete(key);
       });
     this.writes.set(key, write);
   }
 
-  private async write(key: string, type: ResourceType<KubeObject>, object: KubeObject, eventType: CoreEvent['type'], reason: string, message: string): Promise<void> {
+  private async write(
+    key: string,
+    type: ResourceType<KubeObject>,
+    object: KubeObject,
+    eventType: CoreEvent['type'],
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const { client, clock, dedupeWindowMs, component, instance } = this.options;
     const now = clock.now();
     const timestamp = new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');

@@ -6,7 +6,7 @@
  */
 import { infra } from '@troupe/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, ensureCrds, kubectl, kubectlOk } from '../testing/cluster.js';
+import { createNamespace, ensureCrds, kubectl, kubectlOk, listEvents } from '../testing/cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../testing/operator-process.js';
 
 const LEASE = 'troupe-operator';
@@ -51,16 +51,7 @@ spec:
 `,
     );
     await kubectlOk(['wait', '-n', namespace, '--for=condition=Ready', `workflow/${name}`, '--timeout=30s']);
-    const out = await kubectlOk([
-      'get',
-      'events',
-      '-n',
-      namespace,
-      '--field-selector',
-      `involvedObject.name=${name}`,
-      '-o',
-      'jsonpath={range .items[*]}{.reportingInstance}{"\\n"}{end}',
-    ]);
+    const out = await listEvents(namespace, `involvedObject.name=${name}`, '{range .items[*]}{.reportingInstance}{"\\n"}{end}');
     return [...new Set(out.split('\n').filter((line) => line.length > 0))];
   }
 

@@ -96,7 +96,10 @@ export class LeaderElector {
         renewedAt = clock.now();
       } else if (attempt === 'taken' || clock.now() - renewedAt >= renewDeadlineMs) {
         this.leading = false;
-        log.error('lost leadership', { lease: name, why: attempt === 'taken' ? 'another replica holds the lease' : 'could not renew within the renew deadline' });
+        log.error('lost leadership', {
+          lease: name,
+          why: attempt === 'taken' ? 'another replica holds the lease' : 'could not renew within the renew deadline',
+        });
         return 'lost';
       }
     }
@@ -117,7 +120,10 @@ export class LeaderElector {
       const lease = await client.get(Leases, namespace, name);
       if (lease?.spec.holderIdentity !== identity) return;
       const now = microTime(this.options.clock.now());
-      await client.replace(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, acquireTime: now, renewTime: now } });
+      await client.replace(Leases, {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
+      });
       log.info('released leadership', { lease: name });
     } catch (error) {
       // The Lease then simply expires after its duration.
@@ -180,8 +186,20 @@ function validate(options: LeaderElectorOptions): void {
   for (const [key, value] of Object.entries({ leaseDurationMs, renewDeadlineMs, retryPeriodMs })) {
     checkOption(Number.isFinite(value) && value > 0, component, key, 'must be a positive number of milliseconds', value);
   }
-  checkOption(leaseDurationMs >= 1000, component, 'leaseDurationMs', 'must be at least 1000 (a Lease counts whole seconds)', leaseDurationMs);
-  checkOption(renewDeadlineMs < leaseDurationMs, component, 'renewDeadlineMs', 'must be less than leaseDurationMs, or two replicas could lead at once', renewDeadlineMs);
+  checkOption(
+    leaseDurationMs >= 1000,
+    component,
+    'leaseDurationMs',
+    'must be at least 1000 (a Lease counts whole seconds)',
+    leaseDurationMs,
+  );
+  checkOption(
+    renewDeadlineMs < leaseDurationMs,
+    component,
+    'renewDeadlineMs',
+    'must be less than leaseDurationMs, or two replicas could lead at once',
+    renewDeadlineMs,
+  );
   checkOption(retryPeriodMs < renewDeadlineMs, component, 'retryPeriodMs', 'must be less than renewDeadlineMs', retryPeriodMs);
   for (const key of ['namespace', 'name', 'identity'] as const) checkOption(options[key].length > 0, component, key, 'must not be empty');
 }

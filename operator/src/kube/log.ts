@@ -25,11 +25,17 @@ const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
  * const log = jsonLogger('info').with({ controller: 'project' });
  * log.info('reconciled', { key: 'acme/storefront', durationMs: 4 });
  */
-export function jsonLogger(level: LogLevel, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`), base: LogFields = {}): Logger {
-  const emit = (at: LogLevel) => (message: string, fields: LogFields = {}) => {
-    if (RANK[at] < RANK[level]) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: at, msg: message, ...base, ...fields }));
-  };
+export function jsonLogger(
+  level: LogLevel,
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  base: LogFields = {},
+): Logger {
+  const emit =
+    (at: LogLevel) =>
+    (message: string, fields: LogFields = {}) => {
+      if (RANK[at] < RANK[level]) return;
+      write(JSON.stringify({ time: new Date().toISOString(), level: at, msg: message, ...base, ...fields }));
+    };
   return {
     debug: emit('debug'),
     info: emit('info'),

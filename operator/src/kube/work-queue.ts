@@ -41,7 +41,13 @@ export class WorkQueue {
   constructor(options: Partial<WorkQueueOptions> = {}) {
     this.options = { ...WORK_QUEUE_DEFAULTS, ...options };
     const { backoff } = this.options;
-    checkOption(backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs, 'WorkQueue', 'backoff', 'needs 0 < initialMs <= maxMs', backoff);
+    checkOption(
+      backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs,
+      'WorkQueue',
+      'backoff',
+      'needs 0 < initialMs <= maxMs',
+      backoff,
+    );
   }
 
   /** Keys waiting to be handed out. */

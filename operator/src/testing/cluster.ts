@@ -27,9 +27,14 @@ export interface KubectlResult {
 /** Runs kubectl from PATH against the test API server; never throws on a non-zero exit. */
 export function kubectl(args: readonly string[], input?: string, kubeconfig = infra().kube.kubeconfig): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
+    const child = execFile(
+      'kubectl',
+      ['--kubeconfig', kubeconfig, ...args],
+      { encoding: 'utf8', timeout: 60_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+      },
+    );
     child.stdin?.end(input ?? '');
   });
 }
@@ -60,13 +65,24 @@ export function ensureCrds(): Promise<void> {
   crdsApplied ??= (async () => {
     const files = ['agentpool', 'modelprovider', 'project', 'workflow'].flatMap((name) => ['-f', `${CRDS_DIR}${name}.yaml`]);
     await kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager=troupe-crds', ...files]);
-    await kubectlOk(['wait', '--for=condition=Established', '--timeout=30s', ...['agentpools', 'modelproviders', 'projects', 'workflows'].map((plural) => `crd/${plural}.troupe.dev`)]);
+    await kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      ...['agentpools', 'modelproviders', 'projects', 'workflows'].map((plural) => `crd/${plural}.troupe.dev`),
+    ]);
     // The API server serves a changed schema a moment after the update; a CEL rule being enforced tells it does.
-    const probe = stringify({ apiVersion: 'troupe.dev/v1alpha1', kind: 'Workflow', metadata: { name: 'crd-probe', namespace: 'default' }, spec: { phases: [{ name: 'a', role: 'pm', needs: ['a'] }] } });
-    for (const deadline = Date.now() + 30_000; ; ) {
+    const probe = stringify({
+      apiVersion: 'troupe.dev/v1alpha1',
+      kind: 'Workflow',
+      metadata: { name: 'crd-probe', namespace: 'default' },
+      spec: { phases: [{ name: 'a', role: 'pm', needs: ['a'] }] },
+    });
+    for (const deadline = Date.now() + 30_000; ;) {
       const result = await kubectl(['create', '--dry-run=server', '-f', '-'], probe);
       if (result.code !== 0 && result.stderr.includes('must not name the phase itself')) return;
-      if (Date.now() > deadline) throw new Error(`the API server does not enforce the CEL rules of crds/: ${result.stderr || result.stdout}`);
+      if (Date.now() > deadline)
+        throw new Error(`the API server does not enforce the CEL rules of crds/: ${result.stderr || result.stdout}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   })();
@@ -91,7 +107,11 @@ export function adminClient(): KubeClient {
  */
 export function samples(namespace: string, files: readonly string[]): string {
   return files
-    .flatMap((file) => parseAllDocuments(readFileSync(`${CRDS_DIR}samples/${file}.yaml`, 'utf8')).map((document) => document.toJS() as { kind?: string; metadata?: { namespace?: string } } | null))
+    .flatMap((file) =>
+      parseAllDocuments(readFileSync(`${CRDS_DIR}samples/${file}.yaml`, 'utf8')).map(
+        (document) => document.toJS() as { kind?: string; metadata?: { namespace?: string } } | null,
+      ),
+    )
     .filter((object) => object !== null && object.kind !== 'Namespace')
     .map((object) => stringify({ ...object, metadata: { ...object?.metadata, namespace } }))
     .join('---\n');
@@ -106,11 +126,7 @@ export interface TestOperator extends Operator {
  * Starts an operator that reconciles only `namespace`, without leader election unless asked.
  * Stop it with `stop()` at the end of the test.
  */
-export function testOperator(
-  namespace: string,
-  runtime: RuntimeClient,
-  options: Partial<OperatorOptions> = {},
-): TestOperator {
+export function testOperator(namespace: string, runtime: RuntimeClient, options: Partial<OperatorOptions> = {}): TestOperator {
   const lines: string[] = [];
   const operator = startOperator({
     kubeConfig: adminKubeConfig(),
@@ -125,8 +141,17 @@ export function testOperator(
   return Object.assign(operator, { lines });
 }
 
+/** What kubectl prints of a namespace's Events that match a field selector, through a jsonpath template. */
+export function listEvents(namespace: string, fieldSelector: string, jsonpath: string): Promise<string> {
+  return kubectlOk(['get', 'events', '-n', namespace, '--field-selector', fieldSelector, '-o', `jsonpath=${jsonpath}`]);
+}
+
 /** The Events kubectl lists for one object, as `reason: message` lines. */
 export async function eventsOf(namespace: string, kind: string, name: string): Promise<string[]> {
-  const out = await kubectlOk(['get', 'events', '-n', namespace, '--field-selector', `involvedObject.kind=${kind},involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+  const out = await listEvents(
+    namespace,
+    `involvedObject.kind=${kind},involvedObject.name=${name}`,
+    '{range .items[*]}{.reason}: {.message}{"\\n"}{end}',
+  );
   return out.split('\n').filter((line) => line.length > 0);
 }

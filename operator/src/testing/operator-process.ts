@@ -20,7 +20,10 @@ export interface OperatorProcess {
 }
 
 export function startOperatorProcess(env: Record<string, string>): OperatorProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const logs: Record<string, unknown>[] = [];
   const waiters: { message: string; resolve: (line: Record<string, unknown>) => void }[] = [];
   createInterface({ input: child.stderr }).on('line', (text) => {
@@ -46,9 +49,23 @@ export function startOperatorProcess(env: Record<string, string>): OperatorProce
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         waiters.push({ message, resolve });
-        const timer = setTimeout(() => reject(new Error(`operator ${env.POD_NAME} did not log "${message}" within ${timeoutMs} ms; it logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `operator ${env.POD_NAME} did not log "${message}" within ${timeoutMs} ms; it logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
+              ),
+            ),
+          timeoutMs,
+        );
         timer.unref();
-        void exited.then(() => reject(new Error(`operator ${env.POD_NAME} exited before logging "${message}":\n${logs.map((line) => JSON.stringify(line)).join('\n')}`)));
+        void exited.then(() =>
+          reject(
+            new Error(
+              `operator ${env.POD_NAME} exited before logging "${message}":\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
+            ),
+          ),
+        );
       });
     },
     async stop(signal) {

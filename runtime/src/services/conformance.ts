@@ -172,12 +172,15 @@ export function servicesConformance(name: string, setup: () => Promise<ServicesF
         ['limit.refillPerSecond', 'zero', 1, { capacity: 5, refillPerSecond: 0 }],
         ['limit.refillPerSecond', 'negative', 1, { capacity: 5, refillPerSecond: -2 }],
         ['key', 'empty', 1, valid],
-      ] satisfies [string, string, number, BucketLimit][])('refuses %s (%s) in take and refund, naming it', async (argument, _, amount, limit) => {
-        const key = argument === 'key' ? '' : unique('invalid');
-        const naming = { code: RuntimeErrorCode.InvalidArgument, message: expect.stringContaining(`\`${argument}\``) };
-        await expect(a.rateLimiter.take(key, amount, limit)).rejects.toMatchObject(naming);
-        await expect(a.rateLimiter.refund(key, amount, limit)).rejects.toMatchObject(naming);
-      });
+      ] satisfies [string, string, number, BucketLimit][])(
+        'refuses %s (%s) in take and refund, naming it',
+        async (argument, _, amount, limit) => {
+          const key = argument === 'key' ? '' : unique('invalid');
+          const naming = { code: RuntimeErrorCode.InvalidArgument, message: expect.stringContaining(`\`${argument}\``) };
+          await expect(a.rateLimiter.take(key, amount, limit)).rejects.toMatchObject(naming);
+          await expect(a.rateLimiter.refund(key, amount, limit)).rejects.toMatchObject(naming);
+        },
+      );
     });
 
     describe('response cache', () => {
@@ -233,7 +236,10 @@ export function servicesConformance(name: string, setup: () => Promise<ServicesF
         for (const { node, heard } of subscriptions) await node.pubSub.subscribe(channel, heard.onMessage);
         const inboxes = subscriptions.map(({ heard }) => heard);
 
-        for (const [node, message] of [[a, 'from a'], [b, 'from b']] as const) {
+        for (const [node, message] of [
+          [a, 'from a'],
+          [b, 'from b'],
+        ] as const) {
           for (const each of inboxes) each.state.publishing = true;
           const published = node.pubSub.publish(channel, bytes(message));
           for (const each of inboxes) each.state.publishing = false;

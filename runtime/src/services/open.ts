@@ -36,5 +36,8 @@ export async function openServices(config: ServicesConfig): Promise<ClusterServi
 // Typed `never`, so adding a member to ServicesConfig without a case fails to compile.
 function unknownKind(config: never): never {
   const { kind } = config as { kind: unknown };
-  throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `services config \`kind\` ${JSON.stringify(kind)} is not one of: embedded, redis`);
+  throw new RuntimeError(
+    RuntimeErrorCode.InvalidOptions,
+    `services config \`kind\` ${JSON.stringify(kind)} is not one of: embedded, redis`,
+  );
 }

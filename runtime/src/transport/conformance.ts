@@ -12,10 +12,19 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { RuntimeErrorCode } from '../errors.js';
 import type { CrashChildArgs, CrashChildMessage } from './conformance-child.js';
 import type { TransportConfig } from './open.js';
 import { partitionFor } from './partitioner.js';
-import type { ConsumedRecord, PartitionAssignment, PartitionBatch, ProducerRecord, SubscribeOptions, Subscription, Transport } from './transport.js';
+import type {
+  ConsumedRecord,
+  PartitionAssignment,
+  PartitionBatch,
+  ProducerRecord,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+} from './transport.js';
 
 /** How the suite reaches one implementation's log. */
 export interface TransportFixture {
@@ -214,7 +223,10 @@ export function transportConformance(name: string, setup: () => Promise<Transpor
       await waitFor('the 55 records not resolved before', () => consumer.records.length >= 55);
       const before = new Set(resolvedBefore.map(text));
       const after = consumer.records.map(text);
-      expect(after.filter((value) => before.has(value)), 'records resolved before the restart and delivered again').toEqual([]);
+      expect(
+        after.filter((value) => before.has(value)),
+        'records resolved before the restart and delivered again',
+      ).toEqual([]);
       expect(new Set([...before, ...after]).size).toBe(80);
       expect(after).toHaveLength(55);
       for (const received of consumer.records) expect(received.offset).toBeGreaterThanOrEqual(committed[received.partition] ?? 0);
@@ -278,7 +290,11 @@ export function transportConformance(name: string, setup: () => Promise<Transpor
       const bBefore = b.records.length;
       await transport.send(range(200, 300).map((i) => record(topic, `key-${i % 23}`, `r${i}`)));
       await waitFor('100 more records at a', () => a.records.length - aBefore >= 100);
-      expect(a.records.slice(aBefore).map(text).sort()).toEqual(range(200, 300).map((i) => `r${i}`).sort());
+      expect(a.records.slice(aBefore).map(text).sort()).toEqual(
+        range(200, 300)
+          .map((i) => `r${i}`)
+          .sort(),
+      );
       expect(b.records.length).toBe(bBefore);
     });
 
@@ -331,6 +347,37 @@ export function transportConformance(name: string, setup: () => Promise<Transpor
       expect(delivered).toEqual(range(0, 10));
     });
 
+    it('refuses to resolve an offset past its batch, or once its batch ended', async () => {
+      const transport = await openTransport();
+      const topic = unique('resolve');
+      await transport.createTopic(topic, 1);
+      await transport.send(range(0, 3).map((i) => record(topic, 'k', `r${i}`)));
+
+      let held: PartitionBatch | undefined;
+      let pastTheEnd: unknown;
+      await consume(transport, {
+        groupId: unique('resolve'),
+        topics: [topic],
+        async handle(batch) {
+          const last = batch.records.at(-1)!.offset;
+          try {
+            batch.resolveOffset(last + 1);
+          } catch (error) {
+            pastTheEnd ??= error;
+          }
+          batch.resolveOffset(last);
+          held = batch;
+        },
+      });
+      await waitFor('offset 2 to be handled', () => held?.records.at(-1)?.offset === 2);
+
+      expect(pastTheEnd).toMatchObject({
+        code: RuntimeErrorCode.InvalidOptions,
+        message: expect.stringMatching(/past the batch's last offset/),
+      });
+      expect(() => held!.resolveOffset(held!.records[0]!.offset)).toThrow(/called after its batch ended/);
+    });
+
     it("skips the records already in the log when a new group starts at 'latest'", async () => {
       const transport = await openTransport();
       const topic = unique('latest');
@@ -344,7 +391,11 @@ export function transportConformance(name: string, setup: () => Promise<Transpor
       await waitFor('a probe record in each partition', async () => {
         for (const received of consumer.records) if (text(received) === 'probe') probed.add(received.partition);
         if (probed.size === 2) return true;
-        await transport.send(range(0, 2).filter((p) => !probed.has(p)).map((p) => record(topic, 'probe', 'probe', p)));
+        await transport.send(
+          range(0, 2)
+            .filter((p) => !probed.has(p))
+            .map((p) => record(topic, 'probe', 'probe', p)),
+        );
         return false;
       });
       await transport.send(range(0, 20).map((i) => record(topic, `key-${i}`, `new-${i}`)));
@@ -372,8 +423,13 @@ function spawnCrashChild(args: CrashChildArgs): { midBatch: Promise<CrashChildMe
       const message = JSON.parse(line) as CrashChildMessage;
       if (message.type === 'mid-batch') resolve(message);
     });
-    void exited.then(() => reject(new Error(`the crash-test child exited before reporting mid-batch (code ${child.exitCode}):\n${stderr}`)));
-    setTimeout(() => reject(new Error(`the crash-test child did not report mid-batch within ${DEADLINE_MS} ms:\n${stderr}`)), DEADLINE_MS).unref();
+    void exited.then(() =>
+      reject(new Error(`the crash-test child exited before reporting mid-batch (code ${child.exitCode}):\n${stderr}`)),
+    );
+    setTimeout(
+      () => reject(new Error(`the crash-test child did not report mid-batch within ${DEADLINE_MS} ms:\n${stderr}`)),
+      DEADLINE_MS,
+    ).unref();
   });
 
   return {

@@ -16,8 +16,7 @@ import type { Transport } from './transport.js';
  *   filtered by `logLevel`).
  */
 export type TransportConfig =
-  | { kind: 'embedded'; dir: string; fsync?: 'always' | 'never' }
-  | ({ kind: 'kafka' } & Omit<KafkaTransportOptions, 'log'>);
+  { kind: 'embedded'; dir: string; fsync?: 'always' | 'never' } | ({ kind: 'kafka' } & Omit<KafkaTransportOptions, 'log'>);
 
 /**
  * Opens the configured Transport. Configs may come from JSON, so an unknown `kind` is refused
@@ -42,5 +41,8 @@ export async function openTransport(config: TransportConfig): Promise<Transport>
 // Typed `never`, so adding a member to TransportConfig without a case fails to compile.
 function unknownKind(config: never): never {
   const { kind } = config as { kind?: unknown };
-  throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `transport config \`kind\` ${JSON.stringify(kind)} is not one of: embedded, kafka`);
+  throw new RuntimeError(
+    RuntimeErrorCode.InvalidOptions,
+    `transport config \`kind\` ${JSON.stringify(kind)} is not one of: embedded, kafka`,
+  );
 }

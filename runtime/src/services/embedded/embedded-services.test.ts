@@ -107,7 +107,9 @@ describe('EmbeddedServices', () => {
     ['cacheMaxEntries', { cacheMaxEntries: 1.5 }],
     ['cacheMaxBytes', { cacheMaxBytes: -1 }],
   ] satisfies [string, EmbeddedServicesOptions][])('refuses an invalid %s option, naming it', (key, options) => {
-    expect(() => EmbeddedServices.open(options)).toThrow(expect.objectContaining({ code: RuntimeErrorCode.InvalidOptions, message: expect.stringContaining(`\`${key}\``) }));
+    expect(() => EmbeddedServices.open(options)).toThrow(
+      expect.objectContaining({ code: RuntimeErrorCode.InvalidOptions, message: expect.stringContaining(`\`${key}\``) }),
+    );
   });
 
   it('closes handles one by one', async () => {

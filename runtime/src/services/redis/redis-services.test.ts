@@ -117,7 +117,11 @@ describe('RedisServices', () => {
   it('fails to open when Redis is unreachable, retriably and with the connection error as cause', async () => {
     const port = await freePort();
     const error = await RedisServices.open({ url: `redis://127.0.0.1:${port}` }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: RuntimeErrorCode.Unavailable, retriable: true, cause: expect.objectContaining({ code: 'ECONNREFUSED' }) });
+    expect(error).toMatchObject({
+      code: RuntimeErrorCode.Unavailable,
+      retriable: true,
+      cause: expect.objectContaining({ code: 'ECONNREFUSED' }),
+    });
   });
 
   it.each([

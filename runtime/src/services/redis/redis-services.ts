@@ -165,5 +165,8 @@ function resolveOptions(options: RedisServicesOptions): Required<RedisServicesOp
 }
 
 function invalidOption(key: keyof RedisServicesOptions, rule: string, got?: string): RuntimeError {
-  return new RuntimeError(RuntimeErrorCode.InvalidOptions, `RedisServices option \`${key}\` ${rule}${got === undefined ? '' : `, got ${got}`}`);
+  return new RuntimeError(
+    RuntimeErrorCode.InvalidOptions,
+    `RedisServices option \`${key}\` ${rule}${got === undefined ? '' : `, got ${got}`}`,
+  );
 }

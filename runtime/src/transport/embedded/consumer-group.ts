@@ -257,7 +257,10 @@ class Member {
 }
 
 /** Each topic's partitions go, one by one, to its subscriber holding the fewest so far (ties: earliest joined). */
-function assign(members: readonly Member[], partitionCount: (topic: string) => number): Map<Member, { topic: string; partition: number }[]> {
+function assign(
+  members: readonly Member[],
+  partitionCount: (topic: string) => number,
+): Map<Member, { topic: string; partition: number }[]> {
   const plan = new Map(members.map((member) => [member, [] as { topic: string; partition: number }[]]));
   const topics = [...new Set(members.flatMap((member) => member.options.topics))].sort();
   for (const topic of topics) {

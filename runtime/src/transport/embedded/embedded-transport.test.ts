@@ -55,7 +55,7 @@ describe('EmbeddedTransport', () => {
   const frames = async (): Promise<{ start: number; end: number }[]> => {
     const bytes = await readFile(logFile());
     const found: { start: number; end: number }[] = [];
-    for (let start = 0; start < bytes.length; ) {
+    for (let start = 0; start < bytes.length;) {
       const end = start + 8 + bytes.readUInt32LE(start);
       found.push({ start, end });
       start = end;
@@ -144,7 +144,10 @@ describe('EmbeddedTransport', () => {
 
     const unknownTopic = transport!.send([good, { topic: 'troupe.no-such-topic', key: 'k', value: encoder.encode('v') }]);
     await expect(unknownTopic).rejects.toBeInstanceOf(TransportError);
-    await expect(unknownTopic).rejects.toMatchObject({ topic: 'troupe.no-such-topic', message: expect.stringContaining('troupe.no-such-topic') });
+    await expect(unknownTopic).rejects.toMatchObject({
+      topic: 'troupe.no-such-topic',
+      message: expect.stringContaining('troupe.no-such-topic'),
+    });
     await expect(transport!.send([{ ...good, partition: 2 }])).rejects.toMatchObject({ topic, partition: 2 });
     await expect(transport!.createTopic(topic, 3)).rejects.toThrow(/exists with 2 partitions/);
     expect(await transport!.endOffset(topic, 0)).toBe(0);
@@ -169,7 +172,10 @@ describe('EmbeddedTransport', () => {
 
   it('refuses a second open of a directory that is open, and opens it again once closed', async () => {
     await open();
-    await expect(EmbeddedTransport.open({ dir })).rejects.toMatchObject({ code: RuntimeErrorCode.InvalidOptions, message: expect.stringContaining('`dir`') });
+    await expect(EmbeddedTransport.open({ dir })).rejects.toMatchObject({
+      code: RuntimeErrorCode.InvalidOptions,
+      message: expect.stringContaining('`dir`'),
+    });
     await reopen();
   });
 

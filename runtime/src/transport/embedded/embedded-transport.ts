@@ -11,6 +11,7 @@ import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RuntimeError, RuntimeErrorCode, TransportError, toError } from '../../errors.js';
 import { partitionFor } from '../partitioner.js';
+import { unencodable } from '../refusals.js';
 import type { ProducerRecord, SubscribeOptions, Subscription, Transport } from '../transport.js';
 import { ConsumerGroup, type GroupHost } from './consumer-group.js';
 import { lockDirectory, replaceFile, syncDirectory, type DirectoryLock } from './files.js';
@@ -101,7 +102,12 @@ export class EmbeddedTransport implements Transport {
     this.#assertOpen();
     checkName('topic', topic);
     if (!Number.isInteger(partitions) || partitions < 1) {
-      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `partition count must be a positive integer, got ${partitions}`);
+      throw new TransportError(
+        RuntimeErrorCode.InvalidArgument,
+        topic,
+        undefined,
+        `partition count must be a positive integer, got ${partitions}`,
+      );
     }
     // One creation at a time, so two calls for a new topic cannot both build it.
     const created = this.#topicCreation.then(() => this.#createTopic(topic, partitions));
@@ -124,7 +130,7 @@ export class EmbeddedTransport implements Transport {
       try {
         return [log, encodeFrame({ key: record.key, headers: record.headers ?? {}, value: record.value, timestamp: Date.now() })];
       } catch (cause) {
-        throw new TransportError(RuntimeErrorCode.InvalidArgument, record.topic, partition, `cannot encode record with key ${JSON.stringify(record.key)}`, { cause });
+        throw unencodable(record, partition, cause);
       }
     });
     if (frames.length === 0) return;
@@ -147,9 +153,11 @@ export class EmbeddedTransport implements Transport {
     for (const topic of options.topics) this.#logsOf(topic);
     if (typeof options.eachBatch !== 'function') throw invalidSubscribe('eachBatch', 'must be a function');
     const start = options.start ?? 'earliest';
-    if (start !== 'earliest' && start !== 'latest') throw invalidSubscribe('start', `must be 'earliest' or 'latest', got ${JSON.stringify(start)}`);
+    if (start !== 'earliest' && start !== 'latest')
+      throw invalidSubscribe('start', `must be 'earliest' or 'latest', got ${JSON.stringify(start)}`);
     const maxBatchSize = options.maxBatchSize ?? this.#options.maxBatchSize;
-    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw invalidSubscribe('maxBatchSize', `must be a positive integer, got ${maxBatchSize}`);
+    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1)
+      throw invalidSubscribe('maxBatchSize', `must be a positive integer, got ${maxBatchSize}`);
     const group = await this.#group(options.groupId);
     return group.join({ ...options, start, maxBatchSize });
   }
@@ -216,7 +224,13 @@ export class EmbeddedTransport implements Transport {
     const { dir, fsync, log } = this.#options;
     return Promise.all(
       Array.from({ length: partitions }, (_, partition) =>
-        PartitionLog.open({ path: join(dir, 'topics', topic, `${partition}.log`), topic, partition, durable: fsync === 'always', report: log }),
+        PartitionLog.open({
+          path: join(dir, 'topics', topic, `${partition}.log`),
+          topic,
+          partition,
+          durable: fsync === 'always',
+          report: log,
+        }),
       ),
     );
   }
@@ -225,7 +239,12 @@ export class EmbeddedTransport implements Transport {
     const existing = this.#topics.get(topic);
     if (existing) {
       if (existing.length === partitions) return;
-      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, `exists with ${existing.length} partitions, not ${partitions}`);
+      throw new TransportError(
+        RuntimeErrorCode.InvalidArgument,
+        topic,
+        undefined,
+        `exists with ${existing.length} partitions, not ${partitions}`,
+      );
     }
     const topicsDir = join(this.#options.dir, 'topics');
     const durable = this.#options.fsync === 'always';
@@ -245,14 +264,21 @@ export class EmbeddedTransport implements Transport {
 
   #logsOf(topic: string): readonly PartitionLog[] {
     const logs = this.#topics.get(topic);
-    if (!logs) throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, 'no such topic; create it with createTopic first');
+    if (!logs)
+      throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, undefined, 'no such topic; create it with createTopic first');
     return logs;
   }
 
   #partitionLog(topic: string, partition: number): PartitionLog {
     const logs = this.#logsOf(topic);
     const log = Number.isInteger(partition) ? logs[partition] : undefined;
-    if (!log) throw new TransportError(RuntimeErrorCode.InvalidArgument, topic, partition, `no such partition; the topic has partitions 0..${logs.length - 1}`);
+    if (!log)
+      throw new TransportError(
+        RuntimeErrorCode.InvalidArgument,
+        topic,
+        partition,
+        `no such partition; the topic has partitions 0..${logs.length - 1}`,
+      );
     return log;
   }
 
@@ -328,7 +354,8 @@ function resolveOptions(options: EmbeddedTransportOptions): ResolvedOptions {
   const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<EmbeddedTransportOptions>;
   const resolved: ResolvedOptions = { ...DEFAULTS, dir: '', ...given };
   if (typeof resolved.dir !== 'string' || resolved.dir === '') throw invalidOption('dir', 'is required: the data directory');
-  if (resolved.fsync !== 'always' && resolved.fsync !== 'never') throw invalidOption('fsync', `must be 'always' or 'never', got ${JSON.stringify(resolved.fsync)}`);
+  if (resolved.fsync !== 'always' && resolved.fsync !== 'never')
+    throw invalidOption('fsync', `must be 'always' or 'never', got ${JSON.stringify(resolved.fsync)}`);
   if (!Number.isInteger(resolved.maxBatchSize) || resolved.maxBatchSize < 1) {
     throw invalidOption('maxBatchSize', `must be a positive integer, got ${JSON.stringify(resolved.maxBatchSize)}`);
   }
@@ -349,6 +376,9 @@ function invalidSubscribe(key: keyof SubscribeOptions, problem: string): Runtime
 
 function checkName(key: 'topic' | 'groupId', name: string): void {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name) || name === '.' || name === '..') {
-    throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `${key} ${JSON.stringify(name)} must be 1..249 of [a-zA-Z0-9._-], not '.' or '..'`);
+    throw new RuntimeError(
+      RuntimeErrorCode.InvalidOptions,
+      `${key} ${JSON.stringify(name)} must be 1..249 of [a-zA-Z0-9._-], not '.' or '..'`,
+    );
   }
 }

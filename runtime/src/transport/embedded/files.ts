@@ -91,7 +91,10 @@ async function createLockFile(path: string, dir: string): Promise<void> {
     }
     await unlink(path).catch(ignoreMissing);
   }
-  throw new RuntimeError(RuntimeErrorCode.InvalidOptions, `option \`dir\`: another process took ${path} while a stale lock was being replaced`);
+  throw new RuntimeError(
+    RuntimeErrorCode.InvalidOptions,
+    `option \`dir\`: another process took ${path} while a stale lock was being replaced`,
+  );
 }
 
 // The holder may release its lock between our look-ups; that is not a failure.

@@ -3,7 +3,8 @@
  * member's position, hand it to `eachBatch`, commit past the last resolved record, repeat;
  * when caught up, sleep until the log announces an append.
  */
-import { RuntimeErrorCode, TransportError, toError } from '../../errors.js';
+import { toError } from '../../errors.js';
+import { checkResolvable } from '../refusals.js';
 import type { ConsumedRecord, PartitionAssignment, PartitionBatch, SubscribeOptions } from '../transport.js';
 import type { PartitionLog } from './partition-log.js';
 
@@ -39,7 +40,10 @@ export async function consumePartition(consumer: PartitionConsumer): Promise<voi
       next = outcome.next;
       if (outcome.pause) await pause(consumer.retryDelayMs, signal);
     } catch (error) {
-      consumer.report(`${assignment.topic}[${assignment.partition}]: delivery from offset ${next} failed; retrying in ${consumer.retryDelayMs} ms`, toError(error));
+      consumer.report(
+        `${assignment.topic}[${assignment.partition}]: delivery from offset ${next} failed; retrying in ${consumer.retryDelayMs} ms`,
+        toError(error),
+      );
       await pause(consumer.retryDelayMs, signal);
     }
   }
@@ -56,10 +60,7 @@ async function deliver(consumer: PartitionConsumer, records: readonly ConsumedRe
     records,
     signal: consumer.signal,
     resolveOffset(offset) {
-      if (ended) throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, partition, `resolveOffset(${offset}) called after its batch ended`);
-      if (!Number.isInteger(offset) || offset > last) {
-        throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, partition, `resolveOffset(${offset}) is past the batch's last offset ${last}`);
-      }
+      checkResolvable(consumer.assignment, offset, last, ended);
       resolved = Math.max(resolved, offset);
     },
     // Membership in the embedded log cannot expire, so there is nothing to keep alive.

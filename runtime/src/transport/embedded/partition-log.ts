@@ -103,9 +103,11 @@ export class PartitionLog {
       if (durable) await this.#handle.datasync();
     } catch (error) {
       // Later appends write at `at` anyway; the cut keeps a crash from reviving unacknowledged frames.
-      await this.#handle.truncate(at).catch((truncateError: unknown) =>
-        this.#options.report(`${this.#options.path}: could not cut off a failed append at byte ${at}`, truncateError as Error),
-      );
+      await this.#handle
+        .truncate(at)
+        .catch((truncateError: unknown) =>
+          this.#options.report(`${this.#options.path}: could not cut off a failed append at byte ${at}`, truncateError as Error),
+        );
       throw error;
     }
     let start = at;
@@ -136,12 +138,23 @@ export class PartitionLog {
       const body = bytes.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
       // The opening scan checked every record; this catches damage to the file since then.
       if (body.length !== length || !bodyIntact(body, bytes.readUInt32LE(at + 4))) {
-        throw new TransportError(RuntimeErrorCode.Corrupt, topic, partition, `record ${offset} in ${this.#options.path} fails its checksum`);
+        throw new TransportError(
+          RuntimeErrorCode.Corrupt,
+          topic,
+          partition,
+          `record ${offset} in ${this.#options.path} fails its checksum`,
+        );
       }
       try {
         records.push({ topic, partition, offset, ...decodeBody(body) });
       } catch (cause) {
-        throw new TransportError(RuntimeErrorCode.Corrupt, topic, partition, `record ${offset} in ${this.#options.path} cannot be decoded`, { cause });
+        throw new TransportError(
+          RuntimeErrorCode.Corrupt,
+          topic,
+          partition,
+          `record ${offset} in ${this.#options.path} cannot be decoded`,
+          { cause },
+        );
       }
     }
     return records;
@@ -219,7 +232,8 @@ type FrameCheck = { intact: true; length: number; format: number | undefined } |
 
 async function checkFrame(window: FileWindow, at: number): Promise<FrameCheck> {
   const remaining = window.size - at;
-  if (remaining < FRAME_HEADER_BYTES) return { intact: false, reason: `a frame header cut short at ${remaining} of ${FRAME_HEADER_BYTES} bytes` };
+  if (remaining < FRAME_HEADER_BYTES)
+    return { intact: false, reason: `a frame header cut short at ${remaining} of ${FRAME_HEADER_BYTES} bytes` };
   const header = await window.bytes(at, FRAME_HEADER_BYTES);
   const length = header.readUInt32LE(0);
   const crc = header.readUInt32LE(4);
@@ -232,7 +246,13 @@ async function checkFrame(window: FileWindow, at: number): Promise<FrameCheck> {
   return { intact: true, length, format: body[0] };
 }
 
-async function describeDamage(window: FileWindow, path: string, offset: number, at: number, damage: FrameCheck & { intact: false }): Promise<string> {
+async function describeDamage(
+  window: FileWindow,
+  path: string,
+  offset: number,
+  at: number,
+  damage: FrameCheck & { intact: false },
+): Promise<string> {
   const place = `record ${offset} (byte ${at}: ${damage.reason})`;
   const dropped = window.size - at;
   const next = await findIntactFrame(window, at, damage.length === undefined ? undefined : at + FRAME_HEADER_BYTES + damage.length);
@@ -266,16 +286,17 @@ async function findIntactFrame(window: FileWindow, from: number, claimedEnd: num
 
 async function readFully(handle: FileHandle, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
-  for (let filled = 0; filled < length; ) {
+  for (let filled = 0; filled < length;) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-    if (bytesRead === 0) throw new RuntimeError(RuntimeErrorCode.Corrupt, `a partition file ends at byte ${position + filled}, before its indexed records do`);
+    if (bytesRead === 0)
+      throw new RuntimeError(RuntimeErrorCode.Corrupt, `a partition file ends at byte ${position + filled}, before its indexed records do`);
     filled += bytesRead;
   }
   return buffer;
 }
 
 async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
-  for (let written = 0; written < data.length; ) {
+  for (let written = 0; written < data.length;) {
     const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
     written += bytesWritten;
   }

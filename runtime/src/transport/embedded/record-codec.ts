@@ -34,7 +34,8 @@ export interface RecordBody {
 export function encodeFrame(record: RecordBody): Buffer {
   const key = Buffer.from(record.key, 'utf8');
   const headers = Object.entries(record.headers).map(([name, value]) => [Buffer.from(name, 'utf8'), Buffer.from(value, 'utf8')] as const);
-  let bodyLength = 1 + varintLength(record.timestamp) + varintLength(key.length) + key.length + varintLength(headers.length) + record.value.length;
+  let bodyLength =
+    1 + varintLength(record.timestamp) + varintLength(key.length) + key.length + varintLength(headers.length) + record.value.length;
   for (const [name, value] of headers) bodyLength += varintLength(name.length) + name.length + varintLength(value.length) + value.length;
   if (bodyLength > MAX_BODY_BYTES) throw new RangeError(`record of ${bodyLength} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`);
 

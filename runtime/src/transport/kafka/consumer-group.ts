@@ -157,7 +157,11 @@ export class GroupMember {
     if (restart) return;
     this.#stopped = error;
     if (this.#joined) {
-      this.#host.report('error', `consumer group ${this.#options.groupId}: kafkajs stopped the consumer and will not restart it; close the subscription and subscribe again`, error);
+      this.#host.report(
+        'error',
+        `consumer group ${this.#options.groupId}: kafkajs stopped the consumer and will not restart it; close the subscription and subscribe again`,
+        error,
+      );
     }
   }
 
@@ -176,7 +180,11 @@ export class GroupMember {
         await onAssigned.call(this.#options, assignments);
         return true;
       } catch (error) {
-        this.#host.report('warn', `consumer group ${this.#options.groupId}: onAssigned threw at epoch ${epoch}; retrying in ${this.#host.retryDelayMs} ms`, toError(error));
+        this.#host.report(
+          'warn',
+          `consumer group ${this.#options.groupId}: onAssigned threw at epoch ${epoch}; retrying in ${this.#host.retryDelayMs} ms`,
+          toError(error),
+        );
         await pause(this.#host.retryDelayMs, generation.signal);
       }
     }
@@ -201,7 +209,11 @@ export class GroupMember {
     try {
       await onRevoked.call(this.#options, generation.assignments());
     } catch (error) {
-      this.#host.report('warn', `consumer group ${this.#options.groupId}: onRevoked threw; the partitions move on regardless`, toError(error));
+      this.#host.report(
+        'warn',
+        `consumer group ${this.#options.groupId}: onRevoked threw; the partitions move on regardless`,
+        toError(error),
+      );
     }
   }
 

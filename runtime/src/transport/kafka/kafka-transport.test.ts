@@ -78,12 +78,19 @@ describe('KafkaTransport', () => {
   let logged: string[] = [];
 
   const open = async (options: Partial<KafkaTransportOptions> = {}): Promise<Transport> => {
-    const transport = tracked(await KafkaTransport.open({ brokers: infra().kafka.brokers, ...QUICK, log: (message) => logged.push(message), ...options }));
+    const transport = tracked(
+      await KafkaTransport.open({ brokers: infra().kafka.brokers, ...QUICK, log: (message) => logged.push(message), ...options }),
+    );
     transports.push(transport);
     return transport;
   };
   const unique = (label: string): string => `kafka-transport.${label}.${run}`;
-  const record = (topic: string, value: string, partition?: number) => ({ topic, key: value, value: encoder.encode(value), ...(partition === undefined ? {} : { partition }) });
+  const record = (topic: string, value: string, partition?: number) => ({
+    topic,
+    key: value,
+    value: encoder.encode(value),
+    ...(partition === undefined ? {} : { partition }),
+  });
 
   afterEach(async () => {
     for (const transport of transports) await transport.close();
@@ -117,9 +124,15 @@ describe('KafkaTransport', () => {
 
     const unknownTopic = transport.send([record(topic, 'good'), record(missing, 'bad')]);
     await expect(unknownTopic).rejects.toBeInstanceOf(TransportError);
-    await expect(unknownTopic).rejects.toMatchObject({ code: RuntimeErrorCode.InvalidArgument, topic: missing, message: expect.stringContaining(missing) });
+    await expect(unknownTopic).rejects.toMatchObject({
+      code: RuntimeErrorCode.InvalidArgument,
+      topic: missing,
+      message: expect.stringContaining(missing),
+    });
     await expect(transport.send([record(topic, 'good', 2)])).rejects.toMatchObject({ topic, partition: 2 });
-    await expect(transport.subscribe({ groupId: unique('unknown'), topics: [missing], eachBatch: async () => {} })).rejects.toMatchObject({ topic: missing });
+    await expect(transport.subscribe({ groupId: unique('unknown'), topics: [missing], eachBatch: async () => {} })).rejects.toMatchObject({
+      topic: missing,
+    });
     await expect(transport.endOffset(missing, 0)).rejects.toMatchObject({ topic: missing });
     expect(await transport.endOffset(topic, 0)).toBe(0);
     expect(await transport.endOffset(topic, 1)).toBe(0);
@@ -153,7 +166,9 @@ describe('KafkaTransport', () => {
     const topic = unique('revoke');
     const groupId = unique('revoke');
     await transport.createTopic(topic, 2);
-    await transport.send([0, 1].flatMap((partition) => Array.from({ length: 10 }, (_, i) => record(topic, `p${partition}-r${i}`, partition))));
+    await transport.send(
+      [0, 1].flatMap((partition) => Array.from({ length: 10 }, (_, i) => record(topic, `p${partition}-r${i}`, partition))),
+    );
 
     const events: string[] = [];
     const resolved: ConsumedRecord[] = [];
@@ -203,14 +218,26 @@ describe('KafkaTransport', () => {
 
     // Each first record was resolved (and committed) before the revocation, so only the rest came again.
     expect(delivered.filter((r) => r.offset === 0)).toHaveLength(2);
-    expect(resolved.map((r) => decoder.decode(r.value)).sort()).toEqual([0, 1].flatMap((p) => Array.from({ length: 10 }, (_, i) => `p${p}-r${i}`)).sort());
-    for (const partition of [0, 1]) await waitFor(`the commit of partition ${partition}`, async () => (await transport.committedOffset(groupId, topic, partition)) === 10);
-    expect(logged.some((message) => /^kafkajs Runner: The group is rebalancing/.test(message)), 'kafkajs warnings reach `log`').toBe(true);
+    expect(resolved.map((r) => decoder.decode(r.value)).sort()).toEqual(
+      [0, 1].flatMap((p) => Array.from({ length: 10 }, (_, i) => `p${p}-r${i}`)).sort(),
+    );
+    for (const partition of [0, 1])
+      await waitFor(
+        `the commit of partition ${partition}`,
+        async () => (await transport.committedOffset(groupId, topic, partition)) === 10,
+      );
+    expect(
+      logged.some((message) => /^kafkajs Runner: The group is rebalancing/.test(message)),
+      'kafkajs warnings reach `log`',
+    ).toBe(true);
   });
 });
 
 function held(assignments: readonly PartitionAssignment[]): string {
-  return `${assignments.map((a) => a.partition).sort().join(',')}@${assignments[0]?.epoch}`;
+  return `${assignments
+    .map((a) => a.partition)
+    .sort()
+    .join(',')}@${assignments[0]?.epoch}`;
 }
 
 function untilAborted(signal: AbortSignal, atMostMs: number): Promise<void> {

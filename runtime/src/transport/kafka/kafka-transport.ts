@@ -10,6 +10,7 @@ import { Kafka, Partitioners, logLevel as KafkaLogLevel, type Admin, type LogEnt
 
 import { RuntimeError, RuntimeErrorCode, TransportError, toError } from '../../errors.js';
 import { partitionFor } from '../partitioner.js';
+import { unencodable } from '../refusals.js';
 import type { ProducerRecord, SubscribeOptions, Subscription, Transport } from '../transport.js';
 import { GroupMember, type MemberHost, type ReportLevel } from './consumer-group.js';
 import { isRetriable, isUnknownTopic, toTransportError } from './kafka-error.js';
@@ -298,10 +299,16 @@ export class KafkaTransport implements Transport {
       // kafkajs 2.2.4 fails to destructure a broker's answer that leaves the topic out, as a
       // broker just restarted may give: a moment's unavailability, not a fault of the call.
       if (error instanceof TypeError)
-        throw new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'cannot read the end offset: the broker left the topic out of its answer', {
-          retriable: true,
-          cause: error,
-        });
+        throw new TransportError(
+          RuntimeErrorCode.Unavailable,
+          topic,
+          partition,
+          'cannot read the end offset: the broker left the topic out of its answer',
+          {
+            retriable: true,
+            cause: error,
+          },
+        );
       throw toTransportError(error, topic, partition, 'read the end offset');
     }
     const end = offsets.find((answer) => answer.partition === partition);
@@ -348,13 +355,7 @@ export class KafkaTransport implements Transport {
       const { message, bytes } = toMessage(record, partition);
       return { topic: record.topic, message, bytes, send };
     } catch (cause) {
-      throw new TransportError(
-        RuntimeErrorCode.InvalidArgument,
-        record.topic,
-        partition,
-        `cannot encode record with key ${JSON.stringify(record.key)}`,
-        { cause },
-      );
+      throw unencodable(record, partition, cause);
     }
   }
 

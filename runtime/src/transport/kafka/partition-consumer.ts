@@ -9,7 +9,8 @@
  */
 import type { EachBatchPayload } from 'kafkajs';
 
-import { RuntimeErrorCode, TransportError, toError } from '../../errors.js';
+import { toError } from '../../errors.js';
+import { checkResolvable } from '../refusals.js';
 import type { ConsumedRecord, PartitionAssignment, PartitionBatch, SubscribeOptions } from '../transport.js';
 
 /** What delivering one batch needs from the group member that fetched it. */
@@ -45,7 +46,10 @@ export async function deliverBatch(delivery: PartitionDelivery, records: readonl
   return { pause: false };
 }
 
-async function deliverChunk(delivery: PartitionDelivery, records: readonly ConsumedRecord[]): Promise<{ complete: boolean; pause: boolean }> {
+async function deliverChunk(
+  delivery: PartitionDelivery,
+  records: readonly ConsumedRecord[],
+): Promise<{ complete: boolean; pause: boolean }> {
   const { topic, partition, epoch } = delivery.assignment;
   const first = records[0]!.offset;
   const last = records.at(-1)!.offset;
@@ -56,10 +60,7 @@ async function deliverChunk(delivery: PartitionDelivery, records: readonly Consu
     records,
     signal: delivery.signal,
     resolveOffset(offset) {
-      if (ended) throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, partition, `resolveOffset(${offset}) called after its batch ended`);
-      if (!Number.isInteger(offset) || offset > last) {
-        throw new TransportError(RuntimeErrorCode.InvalidOptions, topic, partition, `resolveOffset(${offset}) is past the batch's last offset ${last}`);
-      }
+      checkResolvable(delivery.assignment, offset, last, ended);
       // kafkajs sets its position to whatever it is given, so only forward moves reach it.
       if (offset <= resolved) return;
       resolved = offset;
