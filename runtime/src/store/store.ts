@@ -162,12 +162,13 @@ export interface Store {
 
 /** The actor a run of turns is for; refused with INVALID_ARGUMENT when it holds another actor's turn. */
 export function actorOfRun(writes: readonly TurnWrite[]): ActorRef | undefined {
-  const actor = writes[0]?.actor;
-  const stranger = writes.find((write) => write.actor.type !== actor!.type || write.actor.id !== actor!.id);
+  if (writes.length === 0) return undefined;
+  const { actor } = writes[0]!;
+  const stranger = writes.find((write) => write.actor.type !== actor.type || write.actor.id !== actor.id);
   if (stranger !== undefined) {
     throw new ActorError(
       RuntimeErrorCode.InvalidArgument,
-      actor!,
+      actor,
       `a run of turns is one actor's; it also holds a turn of ${stranger.actor.type}/${stranger.actor.id}`,
     );
   }
