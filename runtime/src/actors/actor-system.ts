@@ -254,11 +254,21 @@ export class ActorSystem {
   }
 
   private async assigned(assignments: readonly PartitionAssignment[]): Promise<void> {
+    // Once a claim fails no more start, and the call fails only after those under way ended: the
+    // transport calls it again, and a claim of this attempt ending after one of the next would
+    // leave the older epoch in `fences`, to be refused on every write.
+    let failure: { error: unknown } | undefined;
     await forEachLimited(assignments, CONCURRENT_CLAIMS, async ({ topic, partition }) => {
+      if (failure) return;
       // The store numbers owners itself: a transport's generations may start again from 1.
       const scope = `${topic}/${partition}`;
-      this.fences.set(scope, { scope, epoch: await this.options.store.claimNext(scope) });
+      try {
+        this.fences.set(scope, { scope, epoch: await this.options.store.claimNext(scope) });
+      } catch (error) {
+        failure ??= { error };
+      }
     });
+    if (failure) throw failure.error;
     this.timers.own(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
     this.options.observer.partitionsAssigned?.(assignments);
   }

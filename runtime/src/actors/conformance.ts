@@ -7,12 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DeadLetter } from '@troupe/proto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RuntimeErrorCode } from '../errors.js';
+import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import { openStore, type StoreConfig } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { startChild } from '../testing/child-process.js';
 import { eventually } from '../testing/eventually.js';
 import { openTransport, type TransportConfig } from '../transport/open.js';
+import { partitionFor } from '../transport/partitioner.js';
 import type { Transport } from '../transport/transport.js';
 import { actorTopic, defineActor } from './actor.js';
 import { ActorClient } from './actor-client.js';
@@ -47,12 +48,13 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       plan: RuntimeFixture & { groupId: string },
       actors: ActorSystemOptions['actors'],
       options: Partial<ActorSystemOptions> = {},
+      wrapStore: (store: Store) => Store = (store) => store,
     ): Promise<{ system: ActorSystem; transport: Transport; store: Store; stop(): Promise<void> }> {
       const transport = await openTransport(plan.transport);
       const store = await openStore(plan.store);
       const system = await ActorSystem.start({
         transport,
-        store,
+        store: wrapStore(store),
         actors,
         partitions: PARTITIONS,
         groupId: plan.groupId,
@@ -236,6 +238,41 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       for (const id of ['p', 'q', 'r']) await system.ask(ledger, id, { type: 'add', n: 1 });
       await eventually(async () => expect(system.activeActors).toBe(0));
       expect(await system.ask(ledger, 'q', { type: 'add', n: 2 })).toBe(2);
+    });
+
+    it('owns its partitions at the epochs of its last claims when a failed claim makes it claim again', async () => {
+      const ledger = ledgerActor(uniqueType('claims'));
+      const topic = actorTopic(ledger.type);
+      // The first claim of partition 0 fails, so the transport calls onAssigned again; the first
+      // claim of partition 1 is answered late, after the second claim of it has been.
+      const [failing, late] = [`${topic}/0`, `${topic}/1`];
+      const claims = new Map<string, number>();
+      let lateAnswered = false;
+      const claimNext = async (store: Store, scope: string): Promise<number> => {
+        const claim = (claims.get(scope) ?? 0) + 1;
+        claims.set(scope, claim);
+        if (claim === 1 && scope === failing) throw new RuntimeError(RuntimeErrorCode.Unavailable, 'a claim failing on purpose');
+        const epoch = await store.claimNext(scope);
+        if (claim === 1 && scope === late) {
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          lateAnswered = true;
+        }
+        return epoch;
+      };
+      const withSlowClaims = (store: Store): Store =>
+        new Proxy(store, {
+          get(target, key) {
+            if (key === 'claimNext') return (scope: string) => claimNext(target, scope);
+            const value: unknown = Reflect.get(target, key, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      const { system } = await node(await fixture(), [ledger], {}, withSlowClaims);
+      await eventually(async () => expect(lateAnswered).toBe(true));
+
+      const onLate = Array.from({ length: 100 }, (_, i) => `claims-${i}`).find((id) => partitionFor(id, PARTITIONS) === 1)!;
+      expect(await system.ask(ledger, onLate, { type: 'add', n: 1 }, { timeoutMs: 10_000 })).toBe(1);
+      expect(claims.get(late)).toBeGreaterThan(1);
     });
 
     it('bounds the turns in flight per partition', async () => {
