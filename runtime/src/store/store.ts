@@ -174,3 +174,20 @@ export function actorOfRun(writes: readonly TurnWrite[]): ActorRef | undefined {
   }
   return actor;
 }
+
+/** A turn's refusals, worded once for every Store: a stale fence, a moved journal, an input applied before. */
+export const turnRefused = {
+  fenced: (write: TurnWrite, fence: Fence, stored: number): ActorError =>
+    new ActorError(
+      RuntimeErrorCode.Fenced,
+      write.actor,
+      `${fence.scope} is owned by epoch ${stored}; this write is from epoch ${fence.epoch}`,
+    ),
+  // Retriable: the turn can run again on the state as it now is.
+  conflict: (write: TurnWrite, seq: number): ActorError =>
+    new ActorError(RuntimeErrorCode.Conflict, write.actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
+      retriable: true,
+    }),
+  duplicateInput: (write: TurnWrite): ActorError =>
+    new ActorError(RuntimeErrorCode.DuplicateInput, write.actor, `input ${write.input.id} was already applied`),
+};

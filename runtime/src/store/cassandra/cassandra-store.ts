@@ -10,7 +10,7 @@
 import cassandra from 'cassandra-driver';
 
 import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
-import { actorOfRun } from '../store.js';
+import { actorOfRun, turnRefused } from '../store.js';
 import type {
   ActorRecord,
   ActorRef,
@@ -699,24 +699,11 @@ export class CassandraStore implements Store {
 
 /** Why a turn of a run is refused, if it is: fence, then seq, then input id, as the embedded store checks them. */
 function refusalOf(write: TurnWrite, view: RunView, seq: number, runInputs: ReadonlySet<string>): ActorError | undefined {
-  const { actor, fence } = write;
+  const { fence } = write;
   const epoch = fence ? view.fences.get(fence.scope) : undefined;
-  if (fence && epoch !== undefined && epoch > fence.epoch) {
-    return new ActorError(
-      RuntimeErrorCode.Fenced,
-      actor,
-      `${fence.scope} is owned by epoch ${epoch}; this write is from epoch ${fence.epoch}`,
-    );
-  }
-  if (write.expectedSeq !== seq) {
-    // Retriable: the turn can run again on the state as it now is.
-    return new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
-      retriable: true,
-    });
-  }
-  if (view.applied.has(write.input.id) || runInputs.has(write.input.id)) {
-    return new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${write.input.id} was already applied`);
-  }
+  if (fence && epoch !== undefined && epoch > fence.epoch) return turnRefused.fenced(write, fence, epoch);
+  if (write.expectedSeq !== seq) return turnRefused.conflict(write, seq);
+  if (view.applied.has(write.input.id) || runInputs.has(write.input.id)) return turnRefused.duplicateInput(write);
   return undefined;
 }
 

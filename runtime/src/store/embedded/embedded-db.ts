@@ -5,8 +5,8 @@
  */
 import Database from 'better-sqlite3';
 
-import { ActorError, RuntimeError, RuntimeErrorCode } from '../../errors.js';
-import { actorOfRun } from '../store.js';
+import { RuntimeError, RuntimeErrorCode } from '../../errors.js';
+import { actorOfRun, turnRefused } from '../store.js';
 import type { ActorRecord, ActorRef, ArtifactRecord, Fence, OutboxMessage, StoredEvent, Timer, TurnWrite } from '../store.js';
 
 /**
@@ -398,28 +398,17 @@ export class SqliteWriter {
     for (const write of writes) {
       if (write.fence && (write.fence.scope !== fenceChecked?.scope || write.fence.epoch !== fenceChecked.epoch)) {
         const stored = this.sql.fenceEpoch.get(write.fence.scope)?.epoch;
-        if (stored !== undefined && stored > write.fence.epoch) {
-          throw new ActorError(
-            RuntimeErrorCode.Fenced,
-            actor,
-            `${write.fence.scope} is owned by epoch ${stored}; this write is from epoch ${write.fence.epoch}`,
-          );
-        }
+        if (stored !== undefined && stored > write.fence.epoch) throw turnRefused.fenced(write, write.fence, stored);
         fenceChecked = write.fence;
       }
-      if (write.expectedSeq !== seq) {
-        // Retriable: the turn can run again on the state as it now is.
-        throw new ActorError(RuntimeErrorCode.Conflict, actor, `expected seq ${write.expectedSeq} but the journal is at ${seq}`, {
-          retriable: true,
-        });
-      }
+      if (write.expectedSeq !== seq) throw turnRefused.conflict(write, seq);
       inputs += 1;
       try {
         this.sql.recordInput.run(...key, write.input.id, inputs);
       } catch (error) {
         // The primary key is the check: an id recorded before is an input applied before.
         if (error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-          throw new ActorError(RuntimeErrorCode.DuplicateInput, actor, `input ${write.input.id} was already applied`);
+          throw turnRefused.duplicateInput(write);
         }
         throw error;
       }
