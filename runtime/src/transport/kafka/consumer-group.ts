@@ -22,6 +22,10 @@
  * next generation is delivered before the previous generation's onRevoked and its own
  * onAssigned are done. A rejoin that kafkajs gives up on leaves it fetching in the membership it
  * kept; once a heartbeat confirms that membership, its partitions are announced again.
+ *
+ * Crashes. kafkajs restarts its consumer after most failures, but takes a few for fatal — a group
+ * coordinator it cannot find while a broker shuts down — and then leaves the group for good. The
+ * subscription still stands, so the member joins again itself, backing off while that fails.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -57,6 +61,9 @@ export interface MemberHost {
  */
 const ANNOUNCE_HEARTBEAT_MS = 100;
 
+/** The longest a member waits between its attempts to join again after kafkajs gave up on it. */
+const MAX_REJOIN_DELAY_MS = 10_000;
+
 /** A member of a Kafka consumer group for one subscription. */
 export class GroupMember {
   readonly #options: MemberOptions;
@@ -71,12 +78,17 @@ export class GroupMember {
   #joined = false;
   #leaving = false;
   #left: Promise<void> | undefined;
-  /** Set when kafkajs stopped the consumer for good (a crash it does not restart from). */
-  #stopped: Error | undefined;
+  /** Set when kafkajs gave up on the first join (a crash it does not restart from). */
+  #firstJoinFailed: Error | undefined;
+  /** The next join after kafkajs gave up on the consumer, the one under way, and the wait before the one after. */
+  #rejoinTimer: NodeJS.Timeout | undefined;
+  #rejoining: Promise<void> = Promise.resolve();
+  #rejoinDelayMs: number;
 
   private constructor(options: MemberOptions, host: MemberHost) {
     this.#options = options;
     this.#host = host;
+    this.#rejoinDelayMs = host.retryDelayMs;
     this.#consumer = host.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: host.sessionTimeoutMs,
@@ -111,12 +123,7 @@ export class GroupMember {
     try {
       await consumer.connect();
       await consumer.subscribe({ topics: [...topics], fromBeginning: start === 'earliest' });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: this.#host.partitionsConsumedConcurrently,
-        eachBatch: (payload) => this.#onBatch(payload),
-      });
+      await this.#run();
     } catch (error) {
       await consumer.disconnect().catch((cause: unknown) => {
         this.#host.report('warn', `consumer group ${groupId}: disconnecting after a failed join failed too`, toError(cause));
@@ -124,11 +131,21 @@ export class GroupMember {
       throw toTransportError(error, topics.join(','), undefined, `join consumer group ${groupId}`);
     }
     // kafkajs reports a failed first join through its crash handling, after disconnecting.
-    if (this.#stopped) throw toTransportError(this.#stopped, topics.join(','), undefined, `join consumer group ${groupId}`);
+    if (this.#firstJoinFailed) throw toTransportError(this.#firstJoinFailed, topics.join(','), undefined, `join consumer group ${groupId}`);
     this.#joined = true;
   }
 
+  #run(): Promise<void> {
+    return this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.#host.partitionsConsumedConcurrently,
+      eachBatch: (payload) => this.#onBatch(payload),
+    });
+  }
+
   #onJoin(memberAssignment: IMemberAssignment): void {
+    this.#rejoinDelayMs = this.#host.retryDelayMs;
     const previous = this.#generation;
     const generation = new Generation(
       Object.entries(memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))),
@@ -155,14 +172,29 @@ export class GroupMember {
     this.#retryTimers.clear();
     this.#revokeCurrent();
     if (restart) return;
-    this.#stopped = error;
-    if (this.#joined) {
-      this.#host.report(
-        'error',
-        `consumer group ${this.#options.groupId}: kafkajs stopped the consumer and will not restart it; close the subscription and subscribe again`,
-        error,
-      );
-    }
+    if (this.#joined) this.#rejoinLater(error);
+    else this.#firstJoinFailed = error;
+  }
+
+  /** Joins again after a wait that doubles while joining fails; the consumer was disconnected by kafkajs. */
+  #rejoinLater(error: Error): void {
+    if (this.#leaving || this.#rejoinTimer !== undefined) return;
+    const delayMs = this.#rejoinDelayMs;
+    this.#rejoinDelayMs = Math.min(2 * delayMs, MAX_REJOIN_DELAY_MS);
+    this.#host.report(
+      'warn',
+      `consumer group ${this.#options.groupId}: kafkajs stopped the consumer; joining again in ${delayMs} ms`,
+      error,
+    );
+    this.#rejoinTimer = setTimeout(() => {
+      this.#rejoinTimer = undefined;
+      if (this.#leaving) return;
+      // A join that kafkajs gives up on again comes back through its crash handling.
+      this.#rejoining = this.#consumer
+        .connect()
+        .then(() => this.#run())
+        .catch((failure: unknown) => this.#rejoinLater(toError(failure)));
+    }, delayMs);
   }
 
   /** Waits for the previous generation's onRevoked, then for the epoch, then announces the partitions; false if revoked first. */
@@ -347,6 +379,8 @@ export class GroupMember {
   async #leave(): Promise<void> {
     for (const timer of this.#retryTimers) clearTimeout(timer);
     this.#retryTimers.clear();
+    clearTimeout(this.#rejoinTimer);
+    await this.#rejoining;
     if (this.#generation) await this.#revoke(this.#generation);
     try {
       await this.#consumer.disconnect();

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 
-import { infra } from '@troupe/harness';
+import { infra, startPrivateServer } from '@troupe/harness';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
@@ -231,6 +231,50 @@ describe('KafkaTransport', () => {
       'kafkajs warnings reach `log`',
     ).toBe(true);
   });
+
+  it('keeps every subscription through broker shutdowns, joining again where kafkajs gave up on its consumer', async () => {
+    const broker = await startPrivateServer('kafka');
+    const transport = await KafkaTransport.open({ brokers: broker.endpoint.brokers, ...QUICK, log: (message) => logged.push(message) });
+    try {
+      const topic = unique('shutdown');
+      await transport.createTopic(topic, 1);
+      // Many groups, so that in a shutdown some heartbeat lands just after the broker gave up
+      // coordinating its groups: kafkajs then looks for another coordinator, finds no broker, and gives up.
+      const groups = Array.from({ length: 32 }, (_, i) => unique(`shutdown-${i}`));
+      const received = new Map(groups.map((groupId) => [groupId, new Set<string>()]));
+      for (const groupId of groups) {
+        await transport.subscribe({
+          groupId,
+          topics: [topic],
+          async eachBatch(batch) {
+            for (const r of batch.records) received.get(groupId)!.add(decoder.decode(r.value));
+            batch.resolveOffset(batch.records.at(-1)!.offset);
+          },
+        });
+      }
+      const deliveredToEveryGroup = async (value: string) => {
+        await transport.send([record(topic, value)]);
+        await expect
+          .poll(() => groups.filter((groupId) => !received.get(groupId)!.has(value)), {
+            timeout: 60_000,
+            message: `groups without ${value}`,
+          })
+          .toEqual([]);
+      };
+
+      await deliveredToEveryGroup('before');
+      const gaveUp = () => logged.some((message) => message.includes('kafkajs stopped the consumer; joining again'));
+      for (let shutdowns = 1; !gaveUp(); shutdowns++) {
+        if (shutdowns > 5) throw new Error('kafkajs gave up on no consumer in five broker shutdowns: joining again went untested');
+        await broker.stop();
+        await broker.start();
+        await deliveredToEveryGroup(`after shutdown ${shutdowns}`);
+      }
+    } finally {
+      await transport.close();
+      await broker.dispose();
+    }
+  }, 240_000);
 });
 
 function held(assignments: readonly PartitionAssignment[]): string {
