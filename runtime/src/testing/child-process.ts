@@ -19,7 +19,7 @@ export interface ChildProgram {
   signal(signal: NodeJS.Signals): void;
   /** Resolves with the exit code (null when a signal ended it). */
   readonly exited: Promise<number | null>;
-  /** Everything printed on stderr so far. */
+  /** Everything printed on stderr so far, each line after the time it arrived (`hh:mm:ss.sss`, UTC). */
   readonly stderr: string;
 }
 
@@ -33,7 +33,8 @@ export function startChild(file: string, arg?: unknown, options: { env?: Record<
   const lines: string[] = [];
   const listeners: ((line: string) => void)[] = [];
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // A child's own lines rarely say when: the time each arrived orders what several children said.
+  createInterface({ input: child.stderr }).on('line', (line) => (stderr += `${new Date().toISOString().slice(11, 23)} ${line}\n`));
   createInterface({ input: child.stdout }).on('line', (line) => {
     lines.push(line);
     for (const listener of listeners) listener(line);
