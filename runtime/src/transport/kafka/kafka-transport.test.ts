@@ -1,8 +1,9 @@
 /**
  * The Kafka transport against the real Kafka of the test harness: the shared conformance suite,
  * then what only Kafka has to get right — revoking partitions in the middle of a batch when
- * another member joins, a fixed partition count, and refusing bad options and unknown topics
- * with errors that say which.
+ * another member joins, a fixed partition count, refusing bad options and unknown topics with
+ * errors that say which, and (on a broker of its own) keeping subscriptions through shutdowns of
+ * the broker.
  */
 import { randomUUID } from 'node:crypto';
 
