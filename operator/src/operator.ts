@@ -42,6 +42,8 @@ export interface OperatorOptions {
   topicSizing: TopicSizing;
   /** At most one Project status write per project per interval (default 500 ms). */
   statusIntervalMs: number;
+  /** How often an unfinished Project's status is read from the runtime even when its stream is quiet (default 60 s). */
+  projectPollMs: number;
   /** How often pool load is read from the runtime (default 10 s). */
   metricsIntervalMs: number;
   /** Informer resync period (default 10 min). */
@@ -61,6 +63,7 @@ export const OPERATOR_DEFAULTS = {
   deployment: AGENT_DEPLOYMENT_DEFAULTS,
   topicSizing: TOPIC_SIZING_DEFAULTS,
   statusIntervalMs: PROJECT_RECONCILER_DEFAULTS.statusIntervalMs,
+  projectPollMs: PROJECT_RECONCILER_DEFAULTS.pollMs,
   metricsIntervalMs: 10_000,
   resyncMs: MANAGER_DEFAULTS.resyncMs,
   concurrency: MANAGER_DEFAULTS.concurrency,
@@ -120,7 +123,11 @@ export function startOperator(
   manager.add(metrics);
   new ModelProviderReconciler(manager).setupWithManager(manager);
   new WorkflowReconciler(manager).setupWithManager(manager);
-  new ProjectReconciler(manager, { runtime: resolved.runtime, statusIntervalMs: resolved.statusIntervalMs }).setupWithManager(manager);
+  new ProjectReconciler(manager, {
+    runtime: resolved.runtime,
+    statusIntervalMs: resolved.statusIntervalMs,
+    pollMs: resolved.projectPollMs,
+  }).setupWithManager(manager);
 
   const done = manager.run().finally(() => client.close());
   return {

@@ -3,7 +3,8 @@
  * RuntimeService, on the simulated LLM provider over HTTP): the sample project is submitted,
  * waits at its approval gate until `kubectl annotate` approves it, and is delivered, its status
  * written coalesced; a spec change is resubmitted; a gate left waiting past spec.approvalTimeout
- * fails its project; deleting a project cancels it in the runtime.
+ * fails its project; deleting a project cancels it in the runtime; a project whose stream goes
+ * quiet still gets its status, read every poll interval.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { ProjectPhase } from '@troupe/proto';
 import { createProvider, SimulatedServer, startEmbeddedRuntime, Tokens, type EmbeddedRuntime, type PoolResource } from '@troupe/runtime';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RuntimeClient } from '../clients/runtime.js';
 import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
 import {
   CRDS_DIR,
@@ -235,5 +237,32 @@ describe('Project controller, with the embedded runtime', () => {
     expect((await kubectl(['get', 'project', 'hotdesk', '-n', namespace])).code).not.toBe(0);
     await expect.poll(async () => (await runtime.getProject(namespace, 'hotdesk'))?.phase, { timeout: 30_000 }).toBe(ProjectPhase.FAILED);
     expect(await eventsOf(namespace, 'Project', 'hotdesk')).toContain('Cancelled: cancelled in the runtime');
+  });
+
+  it("keeps a project's status current when its WatchProject stream goes quiet, reading it every poll interval", async () => {
+    // The runtime answers every call, but its streams say nothing, as one served by a runtime
+    // node that stopped reading troupe.events does.
+    const quiet: RuntimeClient = {
+      submitProject: (commandId, command) => runtime.submitProject(commandId, command),
+      cancelProject: (commandId, command) => runtime.cancelProject(commandId, command),
+      approve: (commandId, command) => runtime.approve(commandId, command),
+      getProject: (projectNamespace, name) => runtime.getProject(projectNamespace, name),
+      watchProject: () => ({ close: () => {} }),
+      listPools: (poolNamespace) => runtime.listPools(poolNamespace),
+      close: () => {},
+    };
+    const quietNamespace = await createNamespace('quiet-streams');
+    for (const pool of runtimePools(quietNamespace)) await embedded.company.applyPool(pool);
+    const poller = testOperator(quietNamespace, quiet, { projectPollMs: 1_000 });
+    try {
+      await kubectlOk(['apply', '-n', quietNamespace, '-f', '-'], projectYaml('quiet', 'architecture'));
+      await kubectlOk(['wait', '-n', quietNamespace, '--for=condition=AwaitingApproval', 'project/quiet', '--timeout=60s']);
+      await kubectlOk(['annotate', 'project', 'quiet', '-n', quietNamespace, 'troupe.dev/approve=architecture']);
+      await kubectlOk(['wait', '-n', quietNamespace, '--for=condition=Delivered', 'project/quiet', '--timeout=90s']);
+    } finally {
+      await kubectl(['delete', 'projects', '--all', '-n', quietNamespace, '--timeout=60s']);
+      await poller.stop();
+      await kubectl(['delete', 'namespace', quietNamespace, '--wait=false']);
+    }
   });
 });

@@ -4,7 +4,9 @@
  * `troupe.dev/approve` annotation (command id `approve/<uid>/<phase>`), and cancels the project
  * in the runtime when the resource is deleted (a finalizer, added before anything is submitted
  * and removed last). Status comes from the runtime — WatchProject streams say when to look,
- * GetProject says what is — and is written at most once per project per status interval.
+ * GetProject says what is — and is written at most once per project per status interval. A
+ * project not finished is also looked at every poll interval, whatever its stream says: a stream
+ * can go quiet without ending (its runtime node stopped reading `troupe.events`, say).
  */
 import { ProjectPhase as PhaseCode, type ProjectStatus as RuntimeStatus } from '@troupe/proto';
 import { APPROVE_ANNOTATION, PROJECT_FINALIZER, Projects, type Project, type ProjectStatus } from '../api/v1alpha1/project.types.js';
@@ -31,11 +33,14 @@ export interface ProjectReconcilerOptions {
   statusIntervalMs: number;
   /** How soon to look again at an accepted project the runtime does not know yet (default 1 s). */
   unknownRetryMs: number;
+  /** How often a project not finished is looked at even when its stream says nothing (default 60 s). */
+  pollMs: number;
 }
 
 export const PROJECT_RECONCILER_DEFAULTS = {
   statusIntervalMs: 500,
   unknownRetryMs: 1_000,
+  pollMs: 60_000,
 } as const satisfies Partial<ProjectReconcilerOptions>;
 
 export class ProjectReconciler implements Reconciler {
@@ -52,13 +57,8 @@ export class ProjectReconciler implements Reconciler {
     options: Pick<ProjectReconcilerOptions, 'runtime'> & Partial<ProjectReconcilerOptions>,
   ) {
     this.options = { ...PROJECT_RECONCILER_DEFAULTS, ...options };
-    checkOption(
-      isPositiveInteger(this.options.unknownRetryMs),
-      'ProjectReconciler',
-      'unknownRetryMs',
-      'must be a positive integer',
-      this.options.unknownRetryMs,
-    );
+    for (const key of ['unknownRetryMs', 'pollMs'] as const)
+      checkOption(isPositiveInteger(this.options[key]), 'ProjectReconciler', key, 'must be a positive integer', this.options[key]);
     this.projects = manager.informer(Projects);
     this.workflows = manager.informer(Workflows);
     this.events = manager.eventsFor(Projects);
@@ -175,9 +175,12 @@ export class ProjectReconciler implements Reconciler {
       if (next.phase === 'Failed') this.events.warning(project, next.phase, message);
       else this.events.normal(project, next.phase, message);
     }
-    if (isFinal(next.phase)) this.streams.close(key);
-    else this.streams.open(key);
-    return {};
+    if (isFinal(next.phase)) {
+      this.streams.close(key);
+      return {};
+    }
+    this.streams.open(key);
+    return { requeueAfterMs: this.options.pollMs };
   }
 
   /** Approves the gate the annotation names once the runtime waits on it; the command id makes repeats harmless. */
