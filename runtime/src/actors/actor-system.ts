@@ -254,21 +254,14 @@ export class ActorSystem {
   }
 
   private async assigned(assignments: readonly PartitionAssignment[]): Promise<void> {
-    // Once a claim fails no more start, and the call fails only after those under way ended: the
-    // transport calls it again, and a claim of this attempt ending after one of the next would
-    // leave the older epoch in `fences`, to be refused on every write.
-    let failure: { error: unknown } | undefined;
+    // A failed claim fails the call only once the claims under way ended: the transport calls it
+    // again, and a claim of this attempt ending after one of the next would leave the older epoch
+    // in `fences`, to be refused on every write.
     await forEachLimited(assignments, CONCURRENT_CLAIMS, async ({ topic, partition }) => {
-      if (failure) return;
       // The store numbers owners itself: a transport's generations may start again from 1.
       const scope = `${topic}/${partition}`;
-      try {
-        this.fences.set(scope, { scope, epoch: await this.options.store.claimNext(scope) });
-      } catch (error) {
-        failure ??= { error };
-      }
+      this.fences.set(scope, { scope, epoch: await this.options.store.claimNext(scope) });
     });
-    if (failure) throw failure.error;
     this.timers.own(assignments.map(({ topic, partition }) => shardOf(this.types.get(topic)?.type ?? topic, partition)));
     this.options.observer.partitionsAssigned?.(assignments);
   }
@@ -631,17 +624,26 @@ function isDuplicate(error: Error): boolean {
   return error instanceof RuntimeError && error.code === RuntimeErrorCode.DuplicateInput;
 }
 
-/** Runs `run` over the items, at most `limit` at a time; `run` reports its own failures. */
+/**
+ * Runs `run` over the items, at most `limit` at a time. Once a run fails no more start, and the
+ * call rejects with the first failure after the runs under way ended: none is left running.
+ */
 async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && failure === undefined) {
       const item = items[next] as T;
       next += 1;
-      await run(item);
+      try {
+        await run(item);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   });
   await Promise.all(workers);
+  if (failure) throw failure.error;
 }
 
 function validate(options: ActorSystemOptions): void {
