@@ -13,10 +13,15 @@ export function which(tool: string): string | undefined {
   return undefined;
 }
 
+/** The apt-get runs of this process, one after another: apt takes a lock that a second run fails on. */
+let aptRuns: Promise<unknown> = Promise.resolve();
+let aptListsUpdated = false;
+
 /**
  * Returns the path of `binary`, installing Debian's `pkg` first when it is missing.
  * Installing needs root (as on the project's machines and CI); elsewhere the error says
- * which package to install.
+ * which package to install. Servers start concurrently, so installs queue behind each other,
+ * and an apt run of another process is waited for rather than failed on.
  */
 export async function ensureDebianPackage(binary: string, pkg: string): Promise<string> {
   const found = which(binary);
@@ -27,9 +32,22 @@ export async function ensureDebianPackage(binary: string, pkg: string): Promise<
       `${binary} is not installed: install Debian's ${pkg} package (apt-get install ${pkg})`,
     );
   }
+  const install = aptRuns.then(() => aptInstall(binary, pkg));
+  aptRuns = install.catch(() => undefined);
+  return install;
+}
+
+async function aptInstall(binary: string, pkg: string): Promise<string> {
+  // The install queued before this one may have brought it.
+  const found = which(binary);
+  if (found !== undefined) return found;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await run('apt-get', ['update', '-qq'], { env });
-  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { env });
+  const waitForLock = ['-o', 'DPkg::Lock::Timeout=600'];
+  if (!aptListsUpdated) {
+    await run('apt-get', [...waitForLock, 'update', '-qq'], { env });
+    aptListsUpdated = true;
+  }
+  await run('apt-get', [...waitForLock, 'install', '-y', '-qq', '--no-install-recommends', pkg], { env });
   const installed = which(binary);
   if (installed === undefined) {
     throw new HarnessError(HarnessErrorCode.MissingTool, `apt-get installed ${pkg} but ${binary} is still not on PATH`);

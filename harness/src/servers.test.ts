@@ -96,7 +96,7 @@ describe('the real servers of a test run', () => {
       spec: { client: 'acme', brief: 'A small web shop.', budget: { maxCostUSD: 5 } },
     });
 
-    const kubectl = (...args: string[]) => exec('kubectl', ['--kubeconfig', kube.kubeconfig, '-n', namespace, ...args]);
+    const kubectl = (...args: string[]) => exec(kube.kubectl, ['--kubeconfig', kube.kubeconfig, '-n', namespace, ...args]);
     const { stdout } = await kubectl('get', 'projects,agentpools,modelproviders,workflows', '-o', 'name');
     expect(stdout.trim().split('\n').sort()).toEqual([
       'agentpool.troupe.dev/developers',

@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { delimiter, dirname } from 'node:path';
 import { promisify } from 'node:util';
 import type {
   V1ConfigMap,
@@ -378,11 +379,16 @@ describe('kubectl apply --dry-run=server of helm template', () => {
     expect(notes).toContain('npx troupe token --tenant acme');
     const exported = /^\s*(export TROUPE_TOKEN_SECRET=.+)$/m.exec(notes)?.[1];
     expect(exported).toBeDefined();
-    // The command as the notes print it, run by a shell against the Secret an install would make.
+    // The command as the notes print it, run by a shell (with kubectl on its PATH) against the
+    // Secret an install would make.
     const secret = 'a-token-secret-of-at-least-32-bytes-from-the-chart';
     await kubectl(['create', 'secret', 'generic', 'troupe-gateway-auth', '-n', namespace, `--from-literal=token-secret=${secret}`]);
     const { stdout } = await promisify(execFile)('sh', ['-c', `${exported} && printf %s "$TROUPE_TOKEN_SECRET"`], {
-      env: { ...process.env, KUBECONFIG: infra().kube.kubeconfig },
+      env: {
+        ...process.env,
+        KUBECONFIG: infra().kube.kubeconfig,
+        PATH: `${dirname(infra().kube.kubectl)}${delimiter}${process.env.PATH ?? ''}`,
+      },
     });
     expect(stdout).toBe(secret);
   });

@@ -46,7 +46,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'operator reconcile (N Projects)',
     sizes: { quick: [100], full: [100, 300, 1_000] },
     servers: true,
-    run: (count, servers) => operatorReconcile(servers().kube.kubeconfig, count),
+    run: (count, servers) => operatorReconcile(servers().kube, count),
   },
   {
     id: 'kafka-path',

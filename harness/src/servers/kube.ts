@@ -10,7 +10,7 @@ import { HarnessError, HarnessErrorCode } from '../errors.js';
 import { go, wrapperModule } from '../go.js';
 import { step } from '../log.js';
 import { freePort } from '../ports.js';
-import { ensureDebianPackage, run, startServer, waitUntilReady } from '../process.js';
+import { run, startServer, waitUntilReady } from '../process.js';
 import type { ServerContext, Started } from './types.js';
 
 export const KUBERNETES_VERSION = '1.34.4';
@@ -22,6 +22,8 @@ export interface KubeEndpoint {
   /** An admin kubeconfig written for this run (token auth, system:masters). */
   kubeconfig: string;
   etcd: string;
+  /** kubectl of the API server's version, built by the harness. */
+  kubectl: string;
 }
 
 /**
@@ -30,7 +32,11 @@ export interface KubeEndpoint {
  * validated, but Deployments get no pods.
  */
 export async function startKube(context: ServerContext): Promise<Started<KubeEndpoint>> {
-  const [etcdBinary, apiserverBinary] = await Promise.all([installEtcd(context.cacheDir), installKubeApiserver(context.cacheDir)]);
+  const [etcdBinary, apiserverBinary, kubectl] = await Promise.all([
+    installEtcd(context.cacheDir),
+    installKubeApiserver(context.cacheDir),
+    installKubectl(context.cacheDir),
+  ]);
   const dir = join(context.runDir, 'kube');
   mkdirSync(join(dir, 'certs'), { recursive: true });
 
@@ -85,7 +91,7 @@ export async function startKube(context: ServerContext): Promise<Started<KubeEnd
 
   const kubeconfig = join(dir, 'admin.kubeconfig');
   writeFileSync(kubeconfig, adminKubeconfig(server, token));
-  const endpoint = { server, kubeconfig, etcd: etcdUrl };
+  const endpoint = { server, kubeconfig, etcd: etcdUrl, kubectl };
   await installCrds(endpoint, join(context.repoRoot, 'crds'));
   return { endpoint, pids: [apiserver.pid, etcd.pid] };
 }
@@ -104,8 +110,7 @@ export async function installCrds(endpoint: KubeEndpoint, crdDir: string): Promi
       .filter((crd): crd is V1CustomResourceDefinition => crd?.kind === 'CustomResourceDefinition')
       .map((crd) => crd.metadata?.name ?? ''),
   );
-  const kubectl = await ensureDebianPackage('kubectl', 'kubectl');
-  await run(kubectl, [
+  await run(endpoint.kubectl, [
     '--kubeconfig',
     endpoint.kubeconfig,
     'apply',
@@ -139,46 +144,60 @@ function installEtcd(cacheDir: string): Promise<string> {
 }
 
 function installKubeApiserver(cacheDir: string): Promise<string> {
+  return buildKubernetesCommand(cacheDir, 'kube-apiserver', ['k8s.io/kubernetes/cmd/kube-apiserver/app'], '8–15 min on 2 cores');
+}
+
+/** kubectl of the API server's own version, so that tests run it as a user would, with no version skew. */
+function installKubectl(cacheDir: string): Promise<string> {
+  return buildKubernetesCommand(
+    cacheDir,
+    'kubectl',
+    // The main package's own imports, and a leaf package of k8s.io/kubernetes: without one,
+    // `go mod tidy` drops the module, as kubectl's code lives in the staging modules.
+    ['k8s.io/component-base/cli', 'k8s.io/kubectl/pkg/cmd', 'k8s.io/client-go/plugin/pkg/client/auth', 'k8s.io/kubernetes/pkg/util/env'],
+    '3–6 min on 2 cores',
+  );
+}
+
+/**
+ * Builds `k8s.io/kubernetes/cmd/<command>` at KUBERNETES_VERSION, cached per machine. `imports`
+ * are packages the command's main builds on: a wrapper module cannot import a main package.
+ */
+function buildKubernetesCommand(cacheDir: string, command: string, imports: readonly string[], duration: string): Promise<string> {
   return cachedArtifact(
     cacheDir,
-    `kube-apiserver-${KUBERNETES_VERSION}`,
-    `building kube-apiserver ${KUBERNETES_VERSION} from its Go module (8–15 min on 2 cores)`,
+    `${command}-${KUBERNETES_VERSION}`,
+    `building ${command} ${KUBERNETES_VERSION} from its Go module (${duration})`,
     async (dir) => {
       const module = `k8s.io/kubernetes@v${KUBERNETES_VERSION}`;
       const download = JSON.parse(await go(['mod', 'download', '-json', module], dir)) as { GoMod: string };
       // k8s.io/kubernetes points its staging modules at ./staging; a wrapper must pin the
       // published v0.x.y of each instead.
       const staging = [...readFileSync(download.GoMod, 'utf8').matchAll(/^\s*(k8s\.io\/[\w.-]+) => \.\/staging\//gm)].map((m) => m[1]!);
-      const [major, minor] = KUBERNETES_VERSION.split('.');
-      const replaces = Object.fromEntries(staging.map((path) => [path, `v0.${minor}.${KUBERNETES_VERSION.split('.')[2]}`]));
-      await wrapperModule(
-        dir,
-        'troupe.local/kube',
-        ['k8s.io/kubernetes/cmd/kube-apiserver/app'],
-        { 'k8s.io/kubernetes': `v${KUBERNETES_VERSION}` },
-        replaces,
-      );
+      const [major, minor, patch] = KUBERNETES_VERSION.split('.');
+      const replaces = Object.fromEntries(staging.map((path) => [path, `v0.${minor}.${patch}`]));
+      await wrapperModule(dir, 'troupe.local/kube', imports, { 'k8s.io/kubernetes': `v${KUBERNETES_VERSION}` }, replaces);
       const versionFlags = ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'].flatMap((pkg) => [
         `-X '${pkg}.gitVersion=v${KUBERNETES_VERSION}'`,
         `-X '${pkg}.gitMajor=${major}'`,
         `-X '${pkg}.gitMinor=${minor}'`,
         `-X '${pkg}.gitTreeState=clean'`,
       ]);
-      await step('compiling kube-apiserver', () =>
+      await step(`compiling ${command}`, () =>
         go(
           [
             'build',
             '-trimpath',
             `-ldflags=-s -w ${versionFlags.join(' ')}`,
             '-o',
-            join(dir, 'bin', 'kube-apiserver'),
-            'k8s.io/kubernetes/cmd/kube-apiserver',
+            join(dir, 'bin', command),
+            `k8s.io/kubernetes/cmd/${command}`,
           ],
           dir,
         ),
       );
     },
-  ).then((dir) => join(dir, 'bin', 'kube-apiserver'));
+  ).then((dir) => join(dir, 'bin', command));
 }
 
 function readyz(server: string, token: string): Promise<boolean> {

@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeEndpoint } from '@troupe/harness';
 import { KubeClient, Projects, type Project } from '@troupe/operator';
 import { createProvider, startEmbeddedRuntime, Tokens } from '@troupe/runtime';
 import { percentileMicros, type Comparison, type Measurement } from '../measure.js';
@@ -111,16 +112,17 @@ async function waitForPhases(client: KubeClient, namespace: string, count: numbe
 const Namespaces = { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces' };
 
 /** kubectl as a user runs it, for what the operator's client has no call for (delete --all). */
-function kubectl(kubeconfig: string, args: readonly string[]): Promise<void> {
+function kubectl(kube: KubeEndpoint, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], (error, _stdout, stderr) =>
+    execFile(kube.kubectl, ['--kubeconfig', kube.kubeconfig, ...args], (error, _stdout, stderr) =>
       error ? reject(new Error(stderr || error.message)) : resolve(),
     );
   });
 }
 
 /** N Projects to status.phase through the operator, beside N plain creates. */
-export async function operatorReconcile(kubeconfig: string, count: number): Promise<Comparison[]> {
+export async function operatorReconcile(kube: KubeEndpoint, count: number): Promise<Comparison[]> {
+  const { kubeconfig } = kube;
   const config = new KubeConfig();
   config.loadFromFile(kubeconfig);
   const client = new KubeClient({ config, fieldManager: 'troupe-bench', maxSockets: IN_FLIGHT });
@@ -170,13 +172,13 @@ export async function operatorReconcile(kubeconfig: string, count: number): Prom
     return [{ benchmark: 'operator: Projects applied → status.phase set', size: count, ours, baseline }];
   } finally {
     // While the operator still runs, so that it cancels each project and lets its finalizer go.
-    await kubectl(kubeconfig, ['delete', 'projects', '--all', '-n', operatorNamespace, '--wait=false']);
+    await kubectl(kube, ['delete', 'projects', '--all', '-n', operatorNamespace, '--wait=false']);
     while ((await client.list(Projects, { namespace: operatorNamespace, limit: 1 })).items.length > 0)
       await new Promise((resolve) => setTimeout(resolve, 250));
     await operator.stop();
     await runtime.stop();
     rmSync(dataDir, { recursive: true, force: true });
-    await kubectl(kubeconfig, ['delete', 'projects', '--all', '-n', plainNamespace, '--wait=false']);
+    await kubectl(kube, ['delete', 'projects', '--all', '-n', plainNamespace, '--wait=false']);
     for (const name of [plainNamespace, operatorNamespace]) await client.delete(Namespaces, '', name);
     client.close();
   }

@@ -24,11 +24,11 @@ export interface KubectlResult {
   stderr: string;
 }
 
-/** Runs kubectl from PATH against the test API server; never throws on a non-zero exit. */
+/** Runs the harness's kubectl against the test API server; never throws on a non-zero exit. */
 export function kubectl(args: readonly string[], input?: string, kubeconfig = infra().kube.kubeconfig): Promise<KubectlResult> {
   return new Promise((resolve) => {
     const child = execFile(
-      'kubectl',
+      infra().kube.kubectl,
       ['--kubeconfig', kubeconfig, ...args],
       { encoding: 'utf8', timeout: 60_000 },
       (error, stdout, stderr) => {
