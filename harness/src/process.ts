@@ -112,7 +112,7 @@ export function startServer(command: string, args: readonly string[], options: R
 
 /**
  * Polls `ready` until it answers true. Fails early when the server process died, and
- * quotes the tail of its log either way.
+ * quotes the tail of its log either way; a server that was not ready in time is stopped.
  */
 export async function waitUntilReady(what: string, server: ServerProcess, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -131,6 +131,7 @@ export async function waitUntilReady(what: string, server: ServerProcess, ready:
     }
     await sleep(250);
   }
+  await stopServer(server.pid);
   const reason = lastError instanceof Error ? ` (last check: ${lastError.message})` : '';
   throw new HarnessError(
     HarnessErrorCode.StartFailed,

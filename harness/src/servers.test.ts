@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { infra } from './index.js';
+import { REPO_ROOT, defaultCacheDir } from './paths.js';
+import { startKube } from './servers/kube.js';
 
 const exec = promisify(execFile);
 
@@ -134,3 +136,36 @@ describe('the real servers of a test run', () => {
     }
   });
 });
+
+describe('a server that fails to start', () => {
+  it('leaves no process behind when the API server fails after etcd and it started', async () => {
+    const root = mkdtempSync(join(REPO_ROOT, '.troupe', 'infra', 'failing-kube-'));
+    mkdirSync(join(root, 'crds'));
+    // The API server refuses it, so the start fails with both processes up.
+    writeFileSync(
+      join(root, 'crds', 'nameless.yaml'),
+      'apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec: {}\n',
+    );
+    const context = { cacheDir: defaultCacheDir(process.env), runDir: join(root, 'run'), repoRoot: root };
+    try {
+      await expect(startKube(context)).rejects.toThrow(/kubectl .*apply/);
+      expect(processesMentioning(root)).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Live processes whose command line names `text`. */
+function processesMentioning(text: string): string[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((pid) => {
+      try {
+        const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        return command.includes(text) ? [`${pid}: ${command}`] : [];
+      } catch {
+        return [];
+      }
+    });
+}

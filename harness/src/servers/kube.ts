@@ -10,7 +10,7 @@ import { HarnessError, HarnessErrorCode } from '../errors.js';
 import { go, wrapperModule } from '../go.js';
 import { step } from '../log.js';
 import { freePort } from '../ports.js';
-import { run, startServer, waitUntilReady } from '../process.js';
+import { run, startServer, stopServer, waitUntilReady } from '../process.js';
 import type { ServerContext, Started } from './types.js';
 
 export const KUBERNETES_VERSION = '1.34.4';
@@ -40,60 +40,69 @@ export async function startKube(context: ServerContext): Promise<Started<KubeEnd
   const dir = join(context.runDir, 'kube');
   mkdirSync(join(dir, 'certs'), { recursive: true });
 
-  const [clientPort, peerPort, securePort] = [await freePort(), await freePort(), await freePort()];
-  const etcdUrl = `http://127.0.0.1:${clientPort}`;
-  const etcd = startServer(
-    etcdBinary,
-    [
-      '--name=troupe',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=troupe=http://127.0.0.1:${peerPort}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ],
-    { logFile: join(dir, 'etcd.log') },
-  );
-  await waitUntilReady('etcd', etcd, async () => (await fetch(`${etcdUrl}/health`)).ok, 30_000);
+  // A failure after etcd started stops what did start, or it would outlive the failed run.
+  const pids: number[] = [];
+  try {
+    const [clientPort, peerPort, securePort] = [await freePort(), await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${clientPort}`;
+    const etcd = startServer(
+      etcdBinary,
+      [
+        '--name=troupe',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=troupe=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+      ],
+      { logFile: join(dir, 'etcd.log') },
+    );
+    pids.push(etcd.pid);
+    await waitUntilReady('etcd', etcd, async () => (await fetch(`${etcdUrl}/health`)).ok, 30_000);
 
-  const token = randomBytes(24).toString('hex');
-  writeFileSync(join(dir, 'tokens.csv'), `${token},admin,admin,"system:masters"\n`);
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
-  writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const token = randomBytes(24).toString('hex');
+    writeFileSync(join(dir, 'tokens.csv'), `${token},admin,admin,"system:masters"\n`);
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
 
-  const apiserver = startServer(
-    apiserverBinary,
-    [
-      `--etcd-servers=${etcdUrl}`,
-      `--cert-dir=${join(dir, 'certs')}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${securePort}`,
-      `--token-auth-file=${join(dir, 'tokens.csv')}`,
-      '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${join(dir, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--allow-privileged=true',
-      // No controller-manager runs, so nothing would ever mint the tokens this plugin waits for.
-      '--disable-admission-plugins=ServiceAccount',
-      '--v=0',
-    ],
-    { logFile: join(dir, 'kube-apiserver.log') },
-  );
-  const server = `https://127.0.0.1:${securePort}`;
-  await waitUntilReady('kube-apiserver', apiserver, () => readyz(server, token), 90_000);
+    const apiserver = startServer(
+      apiserverBinary,
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--cert-dir=${join(dir, 'certs')}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${securePort}`,
+        `--token-auth-file=${join(dir, 'tokens.csv')}`,
+        '--authorization-mode=RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(dir, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--allow-privileged=true',
+        // No controller-manager runs, so nothing would ever mint the tokens this plugin waits for.
+        '--disable-admission-plugins=ServiceAccount',
+        '--v=0',
+      ],
+      { logFile: join(dir, 'kube-apiserver.log') },
+    );
+    pids.unshift(apiserver.pid);
+    const server = `https://127.0.0.1:${securePort}`;
+    await waitUntilReady('kube-apiserver', apiserver, () => readyz(server, token), 90_000);
 
-  const kubeconfig = join(dir, 'admin.kubeconfig');
-  writeFileSync(kubeconfig, adminKubeconfig(server, token));
-  const endpoint = { server, kubeconfig, etcd: etcdUrl, kubectl };
-  await installCrds(endpoint, join(context.repoRoot, 'crds'));
-  return { endpoint, pids: [apiserver.pid, etcd.pid] };
+    const kubeconfig = join(dir, 'admin.kubeconfig');
+    writeFileSync(kubeconfig, adminKubeconfig(server, token));
+    const endpoint = { server, kubeconfig, etcd: etcdUrl, kubectl };
+    await installCrds(endpoint, join(context.repoRoot, 'crds'));
+    return { endpoint, pids };
+  } catch (error) {
+    await Promise.all(pids.map((pid) => stopServer(pid)));
+    throw error;
+  }
 }
 
 /**
