@@ -211,11 +211,18 @@ export class PoolRegistry {
       [...this.pools.values()].map(async (entry) => {
         const { namespace, name } = entry.resource;
         const topic = poolTopic(namespace, name);
-        let waiting = 0;
-        for (const [partition, next] of entry.next) {
-          waiting += Math.max(0, (await this.options.transport.endOffset(topic, partition)) - next);
+        try {
+          entry.waiting = await this.countWaiting(topic, entry.next);
+        } catch (error) {
+          // One pool's count failing (its topic deleted, a broker away) holds back no pool's load.
+          this.options.onError(
+            new RuntimeError(
+              RuntimeErrorCode.Unavailable,
+              `pool ${namespace}/${name}: cannot count the runs waiting in ${topic}; its load goes out with the last count, ${entry.waiting}`,
+              { retriable: true, cause: error },
+            ),
+          );
         }
-        entry.waiting = waiting;
         const event = Event.encode({
           id: `pool/${namespace}/${name}/${this.options.nodeId}/${now}`,
           sequence: 0,
@@ -228,6 +235,12 @@ export class PoolRegistry {
       }),
     );
     if (records.length > 0) await this.options.transport.send(records);
+  }
+
+  /** The runs in `topic` past `next`, the next offset to take of each partition owned here. */
+  private async countWaiting(topic: string, next: ReadonlyMap<number, number>): Promise<number> {
+    const ends = await Promise.all([...next.keys()].map((partition) => this.options.transport.endOffset(topic, partition)));
+    return [...next.values()].reduce((waiting, offset, i) => waiting + Math.max(0, ends[i]! - offset), 0);
   }
 
   private status(entry: Entry): PoolStatus {
