@@ -134,6 +134,8 @@ export class KafkaTransport implements Transport {
   /** The counts of `#partitionCounts` that have resolved, for sends to read without waiting. */
   readonly #knownCounts = new Map<string, number>();
   readonly #members = new Set<GroupMember>();
+  /** Reads of a topic's end offsets not sent yet, which calls made meanwhile share. */
+  readonly #endOffsetReads = new Map<string, Promise<ReadonlyMap<number, number>>>();
   #queue: QueuedRecord[] = [];
   #flushing: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -292,31 +294,12 @@ export class KafkaTransport implements Transport {
   async endOffset(topic: string, partition: number): Promise<number> {
     this.#assertOpen();
     checkPartition(topic, partition, await this.#partitionCountOf(topic));
-    let offsets;
-    try {
-      offsets = await this.#admin.fetchTopicOffsets(topic);
-    } catch (error) {
-      // kafkajs 2.2.4 fails to destructure a broker's answer that leaves the topic out, as a
-      // broker just restarted may give: a moment's unavailability, not a fault of the call.
-      if (error instanceof TypeError)
-        throw new TransportError(
-          RuntimeErrorCode.Unavailable,
-          topic,
-          partition,
-          'cannot read the end offset: the broker left the topic out of its answer',
-          {
-            retriable: true,
-            cause: error,
-          },
-        );
-      throw toTransportError(error, topic, partition, 'read the end offset');
-    }
-    const end = offsets.find((answer) => answer.partition === partition);
-    if (!end)
+    const end = (await this.#endOffsetsOf(topic)).get(partition);
+    if (end === undefined)
       throw new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'the broker left the partition out of its offsets', {
         retriable: true,
       });
-    return Number(end.high);
+    return end;
   }
 
   /** Ends every subscription (in-flight batches finish and commit, members leave), flushes sends, disconnects. */
@@ -357,6 +340,43 @@ export class KafkaTransport implements Transport {
     } catch (cause) {
       throw unencodable(record, partition, cause);
     }
+  }
+
+  /**
+   * The end offsets of every partition of `topic`, read once for all the calls made in the same
+   * turn of the event loop (a metrics scrape, a pool counting its backlog): each partition's call
+   * would fetch them all. A read already sent is not shared, so an answer never predates its call.
+   */
+  #endOffsetsOf(topic: string): Promise<ReadonlyMap<number, number>> {
+    let read = this.#endOffsetReads.get(topic);
+    if (read === undefined) {
+      read = setImmediate().then(() => {
+        this.#endOffsetReads.delete(topic);
+        return this.#readEndOffsets(topic);
+      });
+      this.#endOffsetReads.set(topic, read);
+    }
+    return read;
+  }
+
+  async #readEndOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
+    let offsets;
+    try {
+      offsets = await this.#admin.fetchTopicOffsets(topic);
+    } catch (error) {
+      // kafkajs 2.2.4 fails to destructure a broker's answer that leaves the topic out, as a
+      // broker just restarted may give: a moment's unavailability, not a fault of the call.
+      if (error instanceof TypeError)
+        throw new TransportError(
+          RuntimeErrorCode.Unavailable,
+          topic,
+          undefined,
+          'cannot read the end offsets: the broker left the topic out of its answer',
+          { retriable: true, cause: error },
+        );
+      throw toTransportError(error, topic, undefined, 'read the end offsets');
+    }
+    return new Map(offsets.map((answer) => [answer.partition, Number(answer.high)]));
   }
 
   #partitionCountOf(topic: string): Promise<number> {
