@@ -90,7 +90,7 @@ export async function startKube(context: ServerContext): Promise<Started<KubeEnd
       ],
       { logFile: join(dir, 'kube-apiserver.log') },
     );
-    pids.unshift(apiserver.pid);
+    pids.push(apiserver.pid);
     const server = `https://127.0.0.1:${securePort}`;
     await waitUntilReady('kube-apiserver', apiserver, () => readyz(server, token), 90_000);
 
@@ -164,7 +164,6 @@ function installKubectl(cacheDir: string): Promise<string> {
     // The main package's own imports, and a leaf package of k8s.io/kubernetes: without one,
     // `go mod tidy` drops the module, as kubectl's code lives in the staging modules.
     ['k8s.io/component-base/cli', 'k8s.io/kubectl/pkg/cmd', 'k8s.io/client-go/plugin/pkg/client/auth', 'k8s.io/kubernetes/pkg/util/env'],
-    '3–6 min on 2 cores',
   );
 }
 
@@ -172,11 +171,11 @@ function installKubectl(cacheDir: string): Promise<string> {
  * Builds `k8s.io/kubernetes/cmd/<command>` at KUBERNETES_VERSION, cached per machine. `imports`
  * are packages the command's main builds on: a wrapper module cannot import a main package.
  */
-function buildKubernetesCommand(cacheDir: string, command: string, imports: readonly string[], duration: string): Promise<string> {
+function buildKubernetesCommand(cacheDir: string, command: string, imports: readonly string[], duration?: string): Promise<string> {
   return cachedArtifact(
     cacheDir,
     `${command}-${KUBERNETES_VERSION}`,
-    `building ${command} ${KUBERNETES_VERSION} from its Go module (${duration})`,
+    `building ${command} ${KUBERNETES_VERSION} from its Go module${duration === undefined ? '' : ` (${duration})`}`,
     async (dir) => {
       const module = `k8s.io/kubernetes@v${KUBERNETES_VERSION}`;
       const download = JSON.parse(await go(['mod', 'download', '-json', module], dir)) as { GoMod: string };

@@ -239,8 +239,10 @@ export class PoolRegistry {
 
   /** The runs in `topic` past `next`, the next offset to take of each partition owned here. */
   private async countWaiting(topic: string, next: ReadonlyMap<number, number>): Promise<number> {
-    const ends = await Promise.all([...next.keys()].map((partition) => this.options.transport.endOffset(topic, partition)));
-    return [...next.values()].reduce((waiting, offset, i) => waiting + Math.max(0, ends[i]! - offset), 0);
+    // Taken before the reads: an assignment may change the map while they are under way.
+    const owned = [...next];
+    const ends = await Promise.all(owned.map(([partition]) => this.options.transport.endOffset(topic, partition)));
+    return owned.reduce((waiting, [, offset], i) => waiting + Math.max(0, ends[i]! - offset), 0);
   }
 
   private status(entry: Entry): PoolStatus {
