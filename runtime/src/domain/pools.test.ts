@@ -7,6 +7,7 @@ import { RuntimeErrorCode, TransportError } from '../errors.js';
 import { AgentPool, type AgentPoolSpec } from '../llm/agent-pool.js';
 import { Budgets } from '../llm/budget.js';
 import { MODEL, simulatedStack } from '../llm/test-fixtures.js';
+import { wrapTransport } from '../testing/wrapped-transport.js';
 import { openTransport } from '../transport/open.js';
 import type { Transport } from '../transport/transport.js';
 import { BlobArtifactStore, FileBlobStore } from './artifacts.js';
@@ -22,19 +23,12 @@ const spec: AgentPoolSpec = {
 
 /** The embedded transport, except that reading the end of `brokenTopic` fails as a broker away would make it. */
 function failingEndOffsets(transport: Transport, brokenTopic: string): Transport {
-  return {
-    kind: transport.kind,
-    createTopic: (topic, partitions) => transport.createTopic(topic, partitions),
-    partitionCount: (topic) => transport.partitionCount(topic),
-    send: (records) => transport.send(records),
-    subscribe: (options) => transport.subscribe(options),
-    committedOffset: (groupId, topic, partition) => transport.committedOffset(groupId, topic, partition),
+  return wrapTransport(transport, {
     endOffset: (topic, partition) =>
       topic === brokenTopic
         ? Promise.reject(new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'the broker is away', { retriable: true }))
         : transport.endOffset(topic, partition),
-    close: () => transport.close(),
-  };
+  });
 }
 
 describe('PoolRegistry', () => {

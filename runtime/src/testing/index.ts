@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 export { startChild, type ChildProgram } from './child-process.js';
 export { eventually } from './eventually.js';
+export { wrapTransport } from './wrapped-transport.js';
 export { failoverActors, SINKS, type CounterMessage, type SinkMessage } from '../actors/failover-actors.js';
 export { SIM_PRICES, samplePools, submitCommand } from '../domain/company-fixtures.js';
 

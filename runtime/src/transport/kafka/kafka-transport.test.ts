@@ -12,6 +12,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { RuntimeErrorCode, TransportError } from '../../errors.js';
+import { wrapTransport } from '../../testing/wrapped-transport.js';
 import { transportConformance } from '../conformance.js';
 import { openTransport, type TransportConfig } from '../open.js';
 import type { ConsumedRecord, PartitionAssignment, PartitionBatch, SubscribeOptions, Transport } from '../transport.js';
@@ -27,23 +28,17 @@ const QUICK = { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, rebalanceTime
 
 /** Records what a transport creates, for `deleteMade`. */
 function tracked(transport: Transport): Transport {
-  return {
-    kind: transport.kind,
+  return wrapTransport(transport, {
     createTopic: (topic, partitions) => {
       made.topics.add(topic);
       return transport.createTopic(topic, partitions);
     },
-    partitionCount: (topic) => transport.partitionCount(topic),
-    send: (records) => transport.send(records),
     subscribe: async (options) => {
       const subscription = await transport.subscribe(options);
       made.groups.add(options.groupId);
       return subscription;
     },
-    committedOffset: (groupId, topic, partition) => transport.committedOffset(groupId, topic, partition),
-    endOffset: (topic, partition) => transport.endOffset(topic, partition),
-    close: () => transport.close(),
-  };
+  });
 }
 
 async function deleteMade(): Promise<void> {
