@@ -134,6 +134,31 @@ describe('KafkaTransport', () => {
     expect(await transport.endOffset(topic, 1)).toBe(0);
   });
 
+  it('reads end offsets while other topics are looked up for the first time', async () => {
+    const writer = await open();
+    const read = unique('read-while-looking-up');
+    await writer.createTopic(read, 8);
+    await writer.send(Array.from({ length: 8 }, (_, partition) => record(read, `r${partition}`, partition)));
+    const others = Array.from({ length: 10 }, (_, i) => unique(`looked-up-${i}`));
+    for (const topic of others) await writer.createTopic(topic, 2);
+
+    // A node that knows none of them yet: a pool topic first looked up while its lag is scraped.
+    const node = await open();
+    const lookUps = (async () => {
+      for (const topic of others) expect(await node.partitionCount(topic)).toBe(2);
+    })();
+    const failures = new Set<string>();
+    for (let round = 0; round < 40; round += 1) {
+      const ends = await Promise.allSettled(Array.from({ length: 8 }, (_, partition) => node.endOffset(read, partition)));
+      for (const end of ends) {
+        if (end.status === 'rejected') failures.add(String(end.reason));
+        else expect(end.value).toBe(1);
+      }
+    }
+    await lookUps;
+    expect([...failures]).toEqual([]);
+  });
+
   it('refuses invalid options with an error naming the key, before connecting', async () => {
     const brokers = infra().kafka.brokers;
     const cases: [Record<string, unknown>, string][] = [

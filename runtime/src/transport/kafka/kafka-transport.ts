@@ -128,6 +128,12 @@ export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
   readonly #options: ResolvedOptions;
   readonly #admin: Admin;
+  /**
+   * Looks topics up (fetchTopicMetadata) on a client of its own: kafkajs replaces a client's
+   * topic metadata with the answer for the topics looked up, and an offset read under way on the
+   * same client would find its own topic gone.
+   */
+  readonly #lookups: Admin;
   readonly #producer: Producer;
   readonly #memberHost: MemberHost;
   readonly #partitionCounts = new Map<string, Promise<number>>();
@@ -152,6 +158,7 @@ export class KafkaTransport implements Transport {
       logCreator: () => (entry) => this.#kafkaLog(entry),
     });
     this.#admin = kafka.admin();
+    this.#lookups = kafka.admin();
     // Every record names its partition, so the partitioner only silences kafkajs's warning about its default.
     this.#producer = kafka.producer({
       idempotent: true,
@@ -310,10 +317,10 @@ export class KafkaTransport implements Transport {
 
   async #connect(): Promise<void> {
     try {
-      await Promise.all([this.#admin.connect(), this.#producer.connect()]);
+      await Promise.all([this.#admin.connect(), this.#lookups.connect(), this.#producer.connect()]);
     } catch (error) {
       // The connect failure is the one to report; a failing disconnect after it adds nothing.
-      await Promise.allSettled([this.#admin.disconnect(), this.#producer.disconnect()]);
+      await Promise.allSettled([this.#admin.disconnect(), this.#lookups.disconnect(), this.#producer.disconnect()]);
       throw new RuntimeError(
         RuntimeErrorCode.Unavailable,
         `cannot connect to the Kafka brokers ${this.#options.brokers.join(', ')}: ${toError(error).message}`,
@@ -364,14 +371,15 @@ export class KafkaTransport implements Transport {
     try {
       offsets = await this.#admin.fetchTopicOffsets(topic);
     } catch (error) {
-      // kafkajs 2.2.4 fails to destructure a broker's answer that leaves the topic out, as a
-      // broker just restarted may give: a moment's unavailability, not a fault of the call.
+      // kafkajs 2.2.4 fails to destructure an answer without the topic, which it makes when its
+      // metadata lacked the topic during the read (a refresh under way, a broker just restarted):
+      // a moment's unavailability, not a fault of the call.
       if (error instanceof TypeError)
         throw new TransportError(
           RuntimeErrorCode.Unavailable,
           topic,
           undefined,
-          'cannot read the end offsets: the broker left the topic out of its answer',
+          'cannot read the end offsets: kafkajs answered without the topic',
           { retriable: true, cause: error },
         );
       throw toTransportError(error, topic, undefined, 'read the end offsets');
@@ -398,7 +406,7 @@ export class KafkaTransport implements Transport {
     const deadline = Date.now() + TOPIC_READY_MS;
     for (;;) {
       try {
-        const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
+        const metadata = await this.#lookups.fetchTopicMetadata({ topics: [topic] });
         const partitions = metadata.topics.find((answer) => answer.name === topic)?.partitions ?? [];
         if (partitions.length > 0 && partitions.every((partition) => partition.leader >= 0)) return partitions.length;
       } catch (error) {
@@ -419,7 +427,7 @@ export class KafkaTransport implements Transport {
   async #fetchPartitionCount(topic: string): Promise<number> {
     let metadata;
     try {
-      metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
+      metadata = await this.#lookups.fetchTopicMetadata({ topics: [topic] });
     } catch (error) {
       throw toTransportError(error, topic, undefined, 'read its partitions');
     }
@@ -486,7 +494,7 @@ export class KafkaTransport implements Transport {
     this.#members.clear();
     this.#acceptingSends = false;
     await this.#flushing;
-    await Promise.all([this.#producer.disconnect(), this.#admin.disconnect()]);
+    await Promise.all([this.#producer.disconnect(), this.#admin.disconnect(), this.#lookups.disconnect()]);
     const failed = closed.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
   }
