@@ -7,7 +7,9 @@
  *
  * Taking a task is not durable: its offset is resolved when the task starts. A task lost with
  * its replica is dispatched again by its project's check, and its journaled LLM calls are not
- * bought twice.
+ * bought twice. A task dispatched again to the replica that runs or ran it is not run twice, but
+ * every dispatch is answered: the project may have dropped an earlier answer (one it had taken
+ * under the same dispatch id, or that came while the task waited to be retried).
  */
 import { Event, poolTopic, type PoolEntry, type PoolStatus } from '@troupe/proto';
 import { RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
@@ -55,10 +57,10 @@ interface Entry {
   pool: AgentPool;
   /** Its consumer-group membership, once it has joined. */
   subscription?: Subscription;
-  /** Runs taken and not finished, by run key: a re-sent run of one of them is dropped. */
-  running: Set<string>;
-  /** The last runs done here and told, oldest first: a re-sent one is dropped too. */
-  finished: Set<string>;
+  /** Runs taken and not finished, by run key, with the ids of their dispatches received so far. */
+  running: Map<string, Set<string>>;
+  /** The outcomes of the last runs done here and told, by run key, oldest first. */
+  finished: Map<string, ProjectMessage>;
   /** The next offset to take, per partition of the pool topic this replica owns. */
   next: Map<number, number>;
   /** Runs waiting in those partitions, as last counted. */
@@ -67,12 +69,12 @@ interface Entry {
   stopped: boolean;
 }
 
-/** Finished runs remembered per pool, for dropping the re-sent copies of each. */
+/** Finished runs remembered per pool, for answering the dispatches of each that come again. */
 const FINISHED_KEPT = 10_000;
 
-function remember(finished: Set<string>, key: string): void {
-  finished.add(key);
-  if (finished.size > FINISHED_KEPT) finished.delete(finished.values().next().value as string);
+function remember(finished: Map<string, ProjectMessage>, key: string, outcome: ProjectMessage): void {
+  finished.set(key, outcome);
+  if (finished.size > FINISHED_KEPT) finished.delete(finished.keys().next().value as string);
 }
 
 export class PoolRegistry {
@@ -99,7 +101,7 @@ export class PoolRegistry {
     }
     if (existing !== undefined) await this.stop(key, existing);
     const pool = this.options.create(key, resource.spec);
-    const entry: Entry = { resource, pool, running: new Set(), finished: new Set(), next: new Map(), waiting: 0, stopped: false };
+    const entry: Entry = { resource, pool, running: new Map(), finished: new Map(), next: new Map(), waiting: 0, stopped: false };
     try {
       entry.subscription = await this.consume(entry);
     } catch (error) {
@@ -187,21 +189,36 @@ export class PoolRegistry {
       return;
     }
     const { id, run } = dispatched;
-    const key = `${run.namespace}/${run.project}/${run.task.id}@${run.task.step}`;
-    if (entry.running.has(key) || entry.finished.has(key)) return;
-    entry.running.add(key);
+    const project = `${run.namespace}/${run.project}`;
+    const key = `${project}/${run.task.id}@${run.task.step}`;
+    const done = entry.finished.get(key);
+    if (done !== undefined) {
+      void this.options.report(project, done, `${id}/outcome`).catch((error: unknown) => this.options.onError(toError(error)));
+      return;
+    }
+    const running = entry.running.get(key);
+    if (running !== undefined) {
+      running.add(id);
+      return;
+    }
+    const dispatches = new Set([id]);
+    entry.running.set(key, dispatches);
     void traceTask(run, async () => {
-      const outcome = await runTask(run, { ...this.options, pool: entry.pool });
-      // Told in the task's span: the project's turn that takes the outcome continues the task's trace.
-      if (!entry.stopped) {
-        await this.options.report(`${run.namespace}/${run.project}`, outcome, `${id}/outcome`);
+      try {
+        const outcome = await runTask(run, { ...this.options, pool: entry.pool });
+        if (entry.stopped) return outcome;
+        // Told in the task's span: the project's turn that takes the outcome continues the task's
+        // trace. The project takes the first answer it has not seen and drops the others.
+        for (const dispatch of dispatches) await this.options.report(project, outcome, `${dispatch}/outcome`);
+        // In the turn of the last report: a dispatch that comes from now on finds the outcome.
+        entry.running.delete(key);
         // A failed run may be sent again on purpose (a retry, a raised budget); a finished one not.
-        if (outcome.type === 'task-done') remember(entry.finished, key);
+        if (outcome.type === 'task-done') remember(entry.finished, key, outcome);
+        return outcome;
+      } finally {
+        if (entry.running.get(key) === dispatches) entry.running.delete(key);
       }
-      return outcome;
-    })
-      .catch((error: unknown) => this.options.onError(toError(error)))
-      .finally(() => entry.running.delete(key));
+    }).catch((error: unknown) => this.options.onError(toError(error)));
   }
 
   /** Publishes each pool's load: what this replica runs and queues, and what waits in its partitions. */
