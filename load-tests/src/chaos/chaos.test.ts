@@ -19,6 +19,7 @@ import { infra } from '@troupe/harness';
 import {
   AgentPools,
   APPROVE_ANNOTATION,
+  GrpcRuntimeClient,
   KubeClient,
   ModelProviders,
   Projects,
@@ -27,6 +28,7 @@ import {
   type KubeObject,
   type Project,
 } from '@troupe/operator';
+import { ProjectStatus, type ArchivePart } from '@troupe/proto';
 import { SimulatedServer, Tokens } from '@troupe/runtime';
 import { eventually } from '@troupe/runtime/testing';
 import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
@@ -198,9 +200,21 @@ describe('the chaos suite', () => {
       );
       const exited = exits.map((exit) => `${exit.process} exited with ${exit.code} at ${((exit.at - startedAt) / 1000).toFixed(1)} s`);
       console.log(`chaos: the processes' last lines on stderr\n${[...said, ...exited].join('\n')}`);
-      console.log(
-        `chaos: every process's whole stderr, killed ones too, and each node's metrics now: ${await keepEvidence(nodes, operators)}`,
-      );
+      const undelivered = (await listProjects().catch(() => []))
+        .filter((project) => project.status?.phase !== 'Delivered')
+        .map((project) => project.metadata.name);
+      const runtime = new GrpcRuntimeClient({
+        address: grpcTarget(nodes.nodes),
+        token: new Tokens({ secret: tokenSecret }).sign({ sub: 'chaos-evidence', role: 'admin' }),
+      });
+      try {
+        console.log(
+          `chaos: every process's whole stderr, killed ones too, each node's metrics, the pools' load and the journals of ` +
+            `the projects not delivered: ${await keepEvidence(nodes, operators, { runtime, namespace, undelivered })}`,
+        );
+      } finally {
+        runtime.close();
+      }
     });
     try {
       await runFaults(
@@ -293,9 +307,31 @@ describe('the chaos suite', () => {
   }, 600_000);
 });
 
-/** Writes every process's stderr and each node's /metrics into a new directory, kept after the run; returns its path. */
-async function keepEvidence(nodes: RuntimeNodes, operators: Operators): Promise<string> {
+/** Projects whose journals a failed run keeps: enough to compare a few, few enough to read. */
+const JOURNALS_KEPT = 5;
+
+/**
+ * Writes into a new directory, kept after the run, every process's stderr, each node's /metrics,
+ * every pool replica's load as the runtime lists it, and the exported journals of the first
+ * projects not delivered; returns its path.
+ */
+async function keepEvidence(
+  nodes: RuntimeNodes,
+  operators: Operators,
+  runtime: { runtime: GrpcRuntimeClient; namespace: string; undelivered: readonly string[] },
+): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-evidence-'));
+  const pools = await runtime.runtime.listPools(runtime.namespace).then(
+    (entries) => JSON.stringify(entries, null, 2),
+    (error: unknown) => `no pools: ${String(error)}`,
+  );
+  writeFileSync(join(dir, 'pools.json'), pools);
+  for (const name of runtime.undelivered.slice(0, JOURNALS_KEPT)) {
+    const journal = await readableArchive(runtime.runtime.exportProject(runtime.namespace, name)).catch(
+      (error: unknown) => `no archive: ${String(error)}`,
+    );
+    writeFileSync(join(dir, `project-${name}.journal.txt`), journal);
+  }
   for (const node of nodes.nodes) {
     writeFileSync(join(dir, `${node.name}.stderr.log`), nodes.transcript(node));
     const metrics = await fetch(`${node.ops}/metrics`, { signal: AbortSignal.timeout(3_000) }).then(
@@ -306,4 +342,24 @@ async function keepEvidence(nodes: RuntimeNodes, operators: Operators): Promise<
   }
   for (const [identity, transcript] of operators.transcripts()) writeFileSync(join(dir, `${identity}.stderr.log`), transcript);
   return dir;
+}
+
+/**
+ * A project's archive as text: its status, then each actor's journal — the snapshot and every
+ * event after it, one a line, as the actor encoded them (JSON) — leaving out the artefacts' bytes.
+ */
+async function readableArchive(parts: AsyncIterable<ArchivePart>): Promise<string> {
+  const lines: string[] = [];
+  const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
+  for await (const { part } of parts) {
+    if (part?.$case === 'header')
+      lines.push(`status: ${JSON.stringify(ProjectStatus.toJSON(part.value.status ?? ProjectStatus.create()))}`);
+    if (part?.$case === 'journal') {
+      const { actorType, actorId, seq, snapshot, events } = part.value;
+      lines.push(`\n${actorType}/${actorId}: ${seq} events`);
+      if (snapshot !== undefined) lines.push(`snapshot at ${snapshot.seq}: ${text(snapshot.state)}`);
+      for (const event of events) lines.push(text(event));
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -68,4 +68,19 @@ describe('redact', () => {
     logError('troupe gateway')(new Error('redis://app:s3cr3t-pass@redis:6379 refused the connection'));
     expect(written).toEqual([`troupe gateway: redis://app:${REDACTED}@redis:6379 refused the connection`]);
   });
+
+  it('logs the causes an error does not already quote, redacted too', () => {
+    const written: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => void written.push(line));
+    const socket = new Error('connect ECONNREFUSED 127.0.0.1:9092');
+    const quoted = new Error(`cannot read end offsets: ${socket.message}`, { cause: socket });
+    const leaky = new Error('upstream said: Incorrect API key provided: sk-live-0123456789abcdefXYZ');
+    const log = logError('troupe node');
+    log(new Error('pool acme/testers: cannot count the runs waiting', { cause: quoted }));
+    log(new Error('the call failed', { cause: leaky }));
+    expect(written).toEqual([
+      'troupe node: pool acme/testers: cannot count the runs waiting (cause: cannot read end offsets: connect ECONNREFUSED 127.0.0.1:9092)',
+      `troupe node: the call failed (cause: upstream said: Incorrect API key provided: ${REDACTED})`,
+    ]);
+  });
 });

@@ -60,12 +60,26 @@ export function redact(text: string, extra: readonly (string | undefined)[] = []
 }
 
 /**
- * A printer for the `onError` option of a long-running part, writing each error's message,
- * redacted, on stderr.
+ * A printer for the `onError` option of a long-running part, writing each error's message and
+ * the messages of its causes that it does not already quote, redacted, on one line of stderr.
  *
  * @example
- * const onError = logError('troupe gateway'); // troupe gateway: <message>
+ * const onError = logError('troupe gateway'); // troupe gateway: <message> (cause: <its cause's message>)
  */
 export function logError(prefix: string): (error: Error) => void {
-  return (error) => console.error(`${prefix}: ${redact(error.message)}`);
+  return (error) => console.error(`${prefix}: ${redact(withCauses(error))}`);
+}
+
+/** The causes a log line stops at: a cycle or a deep chain prints no more than this. */
+const MAX_CAUSES = 5;
+
+function withCauses(error: Error): string {
+  let line = error.message;
+  let cause = error.cause;
+  for (let depth = 0; cause !== undefined && cause !== null && depth < MAX_CAUSES; depth += 1) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    if (!line.includes(message)) line += ` (cause: ${message})`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return line;
 }
