@@ -318,18 +318,16 @@ const JOURNALS_KEPT = 5;
 async function keepEvidence(
   nodes: RuntimeNodes,
   operators: Operators,
-  runtime: { runtime: GrpcRuntimeClient; namespace: string; undelivered: readonly string[] },
+  { runtime, namespace, undelivered }: { runtime: GrpcRuntimeClient; namespace: string; undelivered: readonly string[] },
 ): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-evidence-'));
-  const pools = await runtime.runtime.listPools(runtime.namespace).then(
+  const pools = await runtime.listPools(namespace).then(
     (entries) => JSON.stringify(entries, null, 2),
     (error: unknown) => `no pools: ${String(error)}`,
   );
   writeFileSync(join(dir, 'pools.json'), pools);
-  for (const name of runtime.undelivered.slice(0, JOURNALS_KEPT)) {
-    const journal = await readableArchive(runtime.runtime.exportProject(runtime.namespace, name)).catch(
-      (error: unknown) => `no archive: ${String(error)}`,
-    );
+  for (const name of undelivered.slice(0, JOURNALS_KEPT)) {
+    const journal = await readableArchive(runtime.exportProject(namespace, name)).catch((error: unknown) => `no archive: ${String(error)}`);
     writeFileSync(join(dir, `project-${name}.journal.txt`), journal);
   }
   for (const node of nodes.nodes) {

@@ -72,34 +72,55 @@ describe('PoolRegistry', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it('publishes every pool’s load when one pool’s topic cannot be read, and says which', async () => {
+  /**
+   * Node node-a's registry on a new embedded transport (`wrap` says how the registry sees it),
+   * with the simulated LLM answering after `latencyMs`, and the outcomes it reports to projects.
+   */
+  async function startRegistry(options: { latencyMs?: number; reportMs?: number; wrap?: (transport: Transport) => Transport } = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'troupe-pools-'));
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const embedded = await openTransport({ kind: 'embedded', dir: join(dir, 'log'), fsync: 'never' });
-    cleanups.push(() => embedded.close());
-    await embedded.createTopic(EVENTS_TOPIC, 1);
-    const stack = await simulatedStack();
+    const transport = await openTransport({ kind: 'embedded', dir: join(dir, 'log'), fsync: 'never' });
+    cleanups.push(() => transport.close());
+    await transport.createTopic(EVENTS_TOPIC, 1);
+    const stack = await simulatedStack({ server: { latencyMs: options.latencyMs ?? 10 } });
     cleanups.push(() => stack.close());
+    const catalog = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
+    cleanups.push(() => catalog.close());
+    const reports: Report[] = [];
     const errors: Error[] = [];
     const registry = new PoolRegistry({
-      transport: failingEndOffsets(embedded, 'troupe.pool.acme.testers'),
+      transport: options.wrap?.(transport) ?? transport,
       nodeId: 'node-a',
       partitions: 2,
-      artifacts: new BlobArtifactStore({ blobs: new FileBlobStore(join(dir, 'artifacts')) }),
+      artifacts: new BlobArtifactStore({ blobs: new FileBlobStore(join(dir, 'artifacts')), catalog }),
       budgets: new Budgets(),
       create: (name, poolSpec) => new AgentPool({ name, spec: poolSpec, llm: stack.llm, threads: 1 }),
-      report: async () => {},
-      reportMs: 100,
+      report: async (project, outcome, id) => void reports.push({ project, outcome, id }),
+      ...(options.reportMs === undefined ? {} : { reportMs: options.reportMs }),
       onError: (error) => errors.push(error),
     });
     cleanups.push(() => registry.close());
+    return { transport, registry, stack, reports, errors };
+  }
+
+  /** Sends a run of the architecture task to pool acme/developers, as a dispatch `id` of the project's turn. */
+  const dispatch = (transport: Transport, id: string) =>
+    transport.send([
+      { topic: poolTopic('acme', 'developers'), key: 'acme/shop/architecture@0', value: encodeTaskRun(id, architecture, Date.now()) },
+    ]);
+
+  it('publishes every pool’s load when one pool’s topic cannot be read, and says which', async () => {
+    const { transport, registry, errors } = await startRegistry({
+      reportMs: 100,
+      wrap: (embedded) => failingEndOffsets(embedded, 'troupe.pool.acme.testers'),
+    });
     await registry.apply({ namespace: 'acme', name: 'developers', replicas: 1, spec });
     await registry.apply({ namespace: 'acme', name: 'testers', replicas: 1, spec: { ...spec, role: 'qa' } });
 
     const published = new Map<string, PoolStatus>();
     let bothPublished!: () => void;
     const both = new Promise<void>((resolve) => (bothPublished = resolve));
-    const subscription = await embedded.subscribe({
+    const subscription = await transport.subscribe({
       groupId: 'pool-load-reader',
       topics: [EVENTS_TOPIC],
       eachBatch: async (batch) => {
@@ -121,47 +142,16 @@ describe('PoolRegistry', () => {
     );
   });
 
-  /** A registry on the embedded transport running pool acme/developers, and the reports it sends its projects. */
-  async function developers(latencyMs: number) {
-    const dir = mkdtempSync(join(tmpdir(), 'troupe-pools-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const transport = await openTransport({ kind: 'embedded', dir: join(dir, 'log'), fsync: 'never' });
-    cleanups.push(() => transport.close());
-    await transport.createTopic(EVENTS_TOPIC, 1);
-    const stack = await simulatedStack({ server: { latencyMs } });
-    cleanups.push(() => stack.close());
-    const catalog = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
-    cleanups.push(() => catalog.close());
-    const reports: Report[] = [];
-    const errors: Error[] = [];
-    const registry = new PoolRegistry({
-      transport,
-      nodeId: 'node-a',
-      partitions: 2,
-      artifacts: new BlobArtifactStore({ blobs: new FileBlobStore(join(dir, 'artifacts')), catalog }),
-      budgets: new Budgets(),
-      create: (name, poolSpec) => new AgentPool({ name, spec: poolSpec, llm: stack.llm, threads: 1 }),
-      report: async (project, outcome, id) => void reports.push({ project, outcome, id }),
-      onError: (error) => errors.push(error),
-    });
-    cleanups.push(() => registry.close());
-    await registry.apply({ namespace: 'acme', name: 'developers', replicas: 1, spec });
-    const dispatch = (id: string) =>
-      transport.send([
-        { topic: poolTopic('acme', 'developers'), key: 'acme/shop/architecture@0', value: encodeTaskRun(id, architecture, Date.now()) },
-      ]);
-    return { stack, reports, errors, dispatch };
-  }
-
   it('answers a task dispatched again after its run finished with the outcome it had, without running it again', async () => {
-    const { stack, reports, errors, dispatch } = await developers(10);
-    await dispatch('turn-1/run');
+    const { transport, registry, stack, reports, errors } = await startRegistry();
+    await registry.apply({ namespace: 'acme', name: 'developers', replicas: 1, spec });
+    await dispatch(transport, 'turn-1/run');
     await eventually(async () => expect(reports.map((report) => report.id)).toEqual(['turn-1/run/outcome']));
     const [first] = reports;
     expect(first?.outcome).toMatchObject({ type: 'task-done', taskId: 'architecture', step: 0 });
 
     // The project dropped that answer (it waited to retry the task): its check dispatches the task again.
-    await dispatch('turn-2/run');
+    await dispatch(transport, 'turn-2/run');
     await eventually(async () => expect(reports.map((report) => report.id)).toEqual(['turn-1/run/outcome', 'turn-2/run/outcome']));
     expect(reports[1]).toEqual({ ...first, id: 'turn-2/run/outcome' });
     expect(stack.server.stats().completions).toBe(1);
@@ -169,10 +159,11 @@ describe('PoolRegistry', () => {
   });
 
   it('answers every dispatch of a task that came while it ran, once it finishes', async () => {
-    const { stack, reports, errors, dispatch } = await developers(1_000);
-    await dispatch('turn-1/run');
+    const { transport, registry, stack, reports, errors } = await startRegistry({ latencyMs: 1_000 });
+    await registry.apply({ namespace: 'acme', name: 'developers', replicas: 1, spec });
+    await dispatch(transport, 'turn-1/run');
     await eventually(async () => expect(stack.server.stats().inFlight).toBe(1));
-    await dispatch('turn-2/run');
+    await dispatch(transport, 'turn-2/run');
     await eventually(async () => expect(reports.map((report) => report.id)).toEqual(['turn-1/run/outcome', 'turn-2/run/outcome']));
     expect(reports[0]?.outcome).toMatchObject({ type: 'task-done', taskId: 'architecture', step: 0 });
     expect(reports[1]?.outcome).toEqual(reports[0]?.outcome);
