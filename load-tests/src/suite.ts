@@ -53,7 +53,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'kafka path',
     sizes: { quick: [2_000], full: [10_000, 50_000, 100_000] },
     servers: true,
-    run: (total, servers) => kafkaPath(servers().kafka.brokers, total),
+    run: (total, servers, quick) => kafkaPath(servers().kafka.brokers, total, quick ? 1 : 3),
   },
   {
     id: 'failover',
