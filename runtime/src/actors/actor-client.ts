@@ -193,14 +193,27 @@ export class ActorClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await (await this.replies)?.close();
+    // A subscription that never came has nothing to close; its failure was the asks' to report.
+    await (await this.replies?.catch(() => undefined))?.close();
     for (const askId of [...this.pending.keys()])
       this.settle(askId, { ok: false, code: RuntimeErrorCode.Closed, message: 'the client closed before the reply came' });
   }
 
-  /** Replies from nodes elsewhere arrive on a shared topic; this client reads it from its end. */
+  /**
+   * Replies from nodes elsewhere arrive on a shared topic; this client reads it from its end. A
+   * subscription that failed (a broker away for a moment) fails the asks waiting for it, and the
+   * next ask tries again.
+   */
   private listenForReplies(): Promise<Subscription> {
-    this.replies ??= this.transport.createTopic(REPLY_TOPIC, REPLY_PARTITIONS).then(() =>
+    this.replies ??= this.subscribeToReplies().catch((error: unknown) => {
+      this.replies = undefined;
+      throw error;
+    });
+    return this.replies;
+  }
+
+  private subscribeToReplies(): Promise<Subscription> {
+    return this.transport.createTopic(REPLY_TOPIC, REPLY_PARTITIONS).then(() =>
       this.transport.subscribe({
         groupId: `${this.options.groupId}.replies.${this.options.clientId}`,
         topics: [REPLY_TOPIC],
@@ -217,7 +230,6 @@ export class ActorClient {
         },
       }),
     );
-    return this.replies;
   }
 
   private ensureOpen(): void {

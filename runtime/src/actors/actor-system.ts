@@ -350,14 +350,16 @@ export class ActorSystem {
         }
       }
       if (!(await this.commitStaged(activation, staged))) {
-        // Refused as a whole (a conflict, a duplicate): each record goes its own way against what is stored.
+        // Refused as a whole (a conflict, a duplicate): each record goes its own way against what
+        // is stored. A turn stored all the same landed: a write that timed out may have.
         const stored = await this.appliedAmong(
           activation,
           staged.map((turn) => turn.envelope),
           staged,
         );
         for (const turn of staged) {
-          if (!stored.has(turn.envelope.id)) await this.supervise(activation, turn.envelope, turn.offset);
+          if (stored.has(turn.envelope.id)) await this.landed(activation, turn);
+          else await this.supervise(activation, turn.envelope, turn.offset);
           done.add(turn.offset);
         }
       } else {
@@ -417,7 +419,7 @@ export class ActorSystem {
       this.settle(activation, turn);
       this.options.observer.turnEnded?.(activation.ref.type, 'ok');
     }
-    if (activation.unsent.length > 0) await this.flush(activation).catch((error: unknown) => this.options.onError(toError(error)));
+    await this.flushCommitted(activation);
     // Most turns answer a tell, which wants no reply.
     for (const turn of staged) {
       if (turn.envelope.replyTo !== undefined)
@@ -432,21 +434,28 @@ export class ActorSystem {
    */
   private async supervise(activation: Activation, envelope: Envelope, offset: number, firstFailure?: Error): Promise<void> {
     const { retry } = this.options;
+    // The last try whose commit was refused as a conflict: it may have landed all the same.
+    let unsure: StagedTurn | undefined;
     for (let attempt = 1; ; attempt += 1) {
       let error: Error;
+      let turn: StagedTurn | undefined;
       if (attempt === 1 && firstFailure !== undefined) error = firstFailure;
       else {
         try {
-          const turn = await this.stage(activation, activation, envelope, offset, attempt);
+          turn = await this.stage(activation, activation, envelope, offset, attempt);
           await this.options.store.commitTurn(turn.write);
           this.settle(activation, turn);
           this.options.observer.turnEnded?.(activation.ref.type, 'ok');
-          await this.flush(activation).catch((thrown: unknown) => this.options.onError(toError(thrown)));
+          await this.flushCommitted(activation);
           await this.client.reply(envelope, { ok: true, value: turn.reply }, activation.host.codec);
           return;
         } catch (thrown) {
           error = toError(thrown);
         }
+      }
+      if (isDuplicate(error) && unsure !== undefined) {
+        await this.landed(activation, unsure);
+        return;
       }
       this.options.observer.turnEnded?.(activation.ref.type, isDuplicate(error) ? 'duplicate' : 'error');
       // Losing the partition, or a store or broker that is down, is no fault of the message:
@@ -455,7 +464,8 @@ export class ActorSystem {
         throw error;
       if (isDuplicate(error)) return;
       if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict) {
-        // Someone else wrote this actor's journal; continue from what is stored.
+        // Someone else wrote this actor's journal, or this try's write timed out and landed; continue from what is stored.
+        unsure = turn;
         await this.reload(activation);
       }
       if (attempt >= retry.maxAttempts) {
@@ -518,9 +528,26 @@ export class ActorSystem {
     activation.snapshotSeq = turn.after.snapshotSeq;
     activation.lastInputOffset = Math.max(turn.offset, activation.lastInputOffset ?? -1);
     if (turn.write.outbox !== undefined) activation.unsent.push(...turn.write.outbox);
+    this.startLocalEffects(turn);
+  }
+
+  /** Starts what a committed turn does on this node: its tells to in-memory actors, and its timers. */
+  private startLocalEffects(turn: StagedTurn): void {
     if (turn.localTells !== undefined)
       for (const [target, id, message] of turn.localTells) this.local.deliver(target, id, message, undefined);
     if (turn.write.timersSet !== undefined && turn.write.timersSet.length > 0) this.timers.wake();
+  }
+
+  /**
+   * Finishes a turn whose commit was reported failed but is stored (a conditional write that
+   * timed out and was applied): the reload that found it took in its state and outbox, and what
+   * followed its commit happens now.
+   */
+  private async landed(activation: Activation, turn: StagedTurn): Promise<void> {
+    this.options.observer.turnEnded?.(activation.ref.type, 'ok');
+    this.startLocalEffects(turn);
+    await this.flushCommitted(activation);
+    if (turn.envelope.replyTo !== undefined) await this.client.reply(turn.envelope, { ok: true, value: turn.reply }, activation.host.codec);
   }
 
   private async deadLetter(activation: Activation, envelope: Envelope, offset: number, attempts: number, error: Error): Promise<void> {
@@ -597,6 +624,31 @@ export class ActorSystem {
       messages.map((message) => message.id),
     );
     activation.unsent = activation.unsent.filter((message) => !messages.includes(message));
+  }
+
+  /**
+   * Hands a committed turn's outbox to the transport. The input that produced it is committed,
+   * and the actor may hear nothing more, so a failed send is tried again after a pause, until it
+   * goes out or the partition moves (its next owner sends it).
+   */
+  private async flushCommitted(activation: Activation, attempt = 1): Promise<void> {
+    try {
+      await this.flush(activation);
+    } catch (error) {
+      this.options.onError(toError(error));
+      const again = setTimeout(() => void this.resend(activation, attempt + 1), retryDelay(this.options.retry, attempt));
+      again.unref();
+    }
+  }
+
+  /**
+   * Tries a failed outbox send again, unless the actor left this node or a delivery sent it.
+   * One running beside a delivery's own send at most sends a message twice, under one id.
+   */
+  private async resend(activation: Activation, attempt: number): Promise<void> {
+    const current = this.activations.get(activationKey(activation.host.type, activation.ref.id)) === activation;
+    if (this.stopped || !current || activation.unsent.length === 0) return;
+    await this.flushCommitted(activation, attempt);
   }
 
   private passivateIdle(): void {

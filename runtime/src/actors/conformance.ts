@@ -11,12 +11,13 @@ import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import { openStore, type StoreConfig } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { startChild } from '../testing/child-process.js';
+import { wrapTransport } from '../testing/wrapped-transport.js';
 import { eventually } from '../testing/eventually.js';
 import { openTransport, type TransportConfig } from '../transport/open.js';
 import { partitionFor } from '../transport/partitioner.js';
 import type { Transport } from '../transport/transport.js';
 import { actorTopic, defineActor } from './actor.js';
-import { ActorClient } from './actor-client.js';
+import { ActorClient, REPLY_TOPIC } from './actor-client.js';
 import { ActorSystem, DEAD_LETTER_TOPIC, type ActorSystemOptions } from './actor-system.js';
 import { ledgerActor, type LedgerMessage, type LedgerState } from './conformance-actors.js';
 
@@ -44,17 +45,18 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       return { ...created, groupId: uniqueType('runtime') };
     }
 
+    /** A node of the test's group; `wrap` puts a fault between it and its store or transport. */
     async function node(
       plan: RuntimeFixture & { groupId: string },
       actors: ActorSystemOptions['actors'],
       options: Partial<ActorSystemOptions> = {},
-      wrapStore: (store: Store) => Store = (store) => store,
+      wrap: { store?: (store: Store) => Store; transport?: (transport: Transport) => Transport } = {},
     ): Promise<{ system: ActorSystem; transport: Transport; store: Store; stop(): Promise<void> }> {
       const transport = await openTransport(plan.transport);
       const store = await openStore(plan.store);
       const system = await ActorSystem.start({
-        transport,
-        store: wrapStore(store),
+        transport: wrap.transport?.(transport) ?? transport,
+        store: wrap.store?.(store) ?? store,
         actors,
         partitions: PARTITIONS,
         groupId: plan.groupId,
@@ -167,6 +169,114 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       });
     });
 
+    it('sends what a committed turn told other actors when the transport refused it at first', async () => {
+      const ledger = ledgerActor(uniqueType('resend'));
+      let refusals = 0;
+      const refusingFirstToSink = (transport: Transport) =>
+        wrapTransport(transport, {
+          send: (records) => {
+            if (refusals > 0 || !records.some((record) => record.key === 'sink')) return transport.send(records);
+            refusals += 1;
+            return Promise.reject(new RuntimeError(RuntimeErrorCode.Unavailable, 'a send refused on purpose', { retriable: true }));
+          },
+        });
+      const { system } = await node(await fixture(), [ledger], {}, { transport: refusingFirstToSink });
+      // The forwarder hears nothing more: only the node itself can send its outbox again.
+      expect(await system.ask(ledger, 'forwarder', { type: 'forward', to: 'sink', n: 1 })).toBe('forwarded');
+      expect(refusals).toBe(1);
+      await eventually(async () => {
+        expect(((await system.ask(ledger, 'sink', { type: 'get' })) as LedgerState).entries).toEqual([1]);
+      });
+    });
+
+    it('answers asks once reading replies works again after a first try failed', async () => {
+      const ledger = ledgerActor(uniqueType('replies'));
+      let failures = 0;
+      const failingFirstReplies = (transport: Transport) =>
+        wrapTransport(transport, {
+          subscribe: (options) => {
+            if (failures > 0 || !options.topics.includes(REPLY_TOPIC)) return transport.subscribe(options);
+            failures += 1;
+            return Promise.reject(
+              new RuntimeError(RuntimeErrorCode.Unavailable, 'a reply subscription refused on purpose', { retriable: true }),
+            );
+          },
+        });
+      const { system } = await node(await fixture(), [ledger], {}, { transport: failingFirstReplies });
+      await expect(system.ask(ledger, 'x', { type: 'add', n: 1 })).rejects.toThrow(/refused on purpose/);
+      expect(await system.ask(ledger, 'x', { type: 'add', n: 2 })).toBe(1);
+    });
+
+    it('answers an ask and wakes its timer when the store applied a commit it reported as a conflict', async () => {
+      const ledger = ledgerActor(uniqueType('landed'));
+      let conflicts = 0;
+      // What a conditional write that timed out reports: it may have been applied, and here it was.
+      const conflictingOnce = (store: Store) =>
+        replacing(store, 'commitTurns', (real) => async (writes) => {
+          await real.commitTurns(writes);
+          if (conflicts > 0) return;
+          conflicts += 1;
+          throw new RuntimeError(RuntimeErrorCode.Conflict, 'a conditional write timed out and may or may not have been applied', {
+            retriable: true,
+          });
+        });
+      const { system } = await node(await fixture(), [ledger], {}, { store: conflictingOnce });
+      expect(await system.ask(ledger, 'x', { type: 'remind', delayMs: 200 }, { timeoutMs: 5_000 })).toBe('scheduled');
+      expect(conflicts).toBe(1);
+      await eventually(async () => {
+        expect(((await system.ask(ledger, 'x', { type: 'get' })) as LedgerState).reminders).toBe(1);
+      });
+    });
+
+    it('delivers what the timers of two actors, of one name and due time, tell a third', async () => {
+      const ledger = ledgerActor(uniqueType('alarm-sink'));
+      const at = Date.now() + 500;
+      const alarm = defineActor<null, { type: 'arm' } | { type: 'ring' }, never, string>({
+        type: uniqueType('alarm'),
+        initialState: () => null,
+        receive(ctx, message) {
+          if (message.type === 'arm') ctx.schedule('ring', { at }, { type: 'ring' });
+          else ctx.tell(ledger, 'sink', { type: 'add', n: 1 });
+          return message.type;
+        },
+        apply: (state) => state,
+      });
+      const { system } = await node(await fixture(), [ledger, alarm]);
+      await Promise.all(['a', 'b'].map((id) => system.ask(alarm, id, { type: 'arm' })));
+      await eventually(async () => {
+        expect(((await system.ask(ledger, 'sink', { type: 'get' })) as LedgerState).entries).toEqual([1, 1]);
+      });
+    });
+
+    it('does not fire a timer that the turn which set it cancelled', async () => {
+      const ledger = ledgerActor(uniqueType('flip-sink'));
+      const flip = defineActor<
+        null,
+        { type: 'arm'; n: number; delayMs: number; cancel: boolean } | { type: 'ring'; n: number },
+        never,
+        string
+      >({
+        type: uniqueType('flip'),
+        initialState: () => null,
+        receive(ctx, message) {
+          if (message.type === 'ring') ctx.tell(ledger, 'sink', { type: 'add', n: message.n });
+          else {
+            ctx.schedule('ring', { delayMs: message.delayMs }, { type: 'ring', n: message.n });
+            if (message.cancel) ctx.cancelTimer('ring');
+          }
+          return message.type;
+        },
+        apply: (state) => state,
+      });
+      const { system } = await node(await fixture(), [ledger, flip]);
+      await system.ask(flip, 'cancelled', { type: 'arm', n: 1, delayMs: 100, cancel: true });
+      await system.ask(flip, 'kept', { type: 'arm', n: 2, delayMs: 600, cancel: false });
+      // Had the cancelled timer fired, its 1 would come before the kept timer's 2.
+      await eventually(async () => {
+        expect(((await system.ask(ledger, 'sink', { type: 'get' })) as LedgerState).entries).toEqual([2]);
+      });
+    });
+
     it('recovers state from its latest snapshot plus the journal after it', async () => {
       const plan = await fixture();
       const type = uniqueType('snap');
@@ -259,15 +369,8 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
         }
         return epoch;
       };
-      const withSlowClaims = (store: Store): Store =>
-        new Proxy(store, {
-          get(target, key) {
-            if (key === 'claimNext') return (scope: string) => claimNext(target, scope);
-            const value: unknown = Reflect.get(target, key, target);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        });
-      const { system } = await node(await fixture(), [ledger], {}, withSlowClaims);
+      const withSlowClaims = (store: Store): Store => replacing(store, 'claimNext', (real) => (scope) => claimNext(real, scope));
+      const { system } = await node(await fixture(), [ledger], {}, { store: withSlowClaims });
       await eventually(async () => expect(lateAnswered).toBe(true));
 
       const onLate = Array.from({ length: 100 }, (_, i) => `claims-${i}`).find((id) => partitionFor(id, PARTITIONS) === 1)!;
@@ -312,6 +415,18 @@ async function send(
   } finally {
     await transport.close();
   }
+}
+
+/** `store` with one of its methods replaced by what `replacement` makes of the real store. */
+function replacing<K extends keyof Store>(store: Store, key: K, replacement: (real: Store) => Store[K]): Store {
+  const replaced = replacement(store);
+  return new Proxy(store, {
+    get(target, name) {
+      if (name === key) return replaced;
+      const value: unknown = Reflect.get(target, name, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 function uniqueType(prefix: string): string {

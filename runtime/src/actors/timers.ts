@@ -74,7 +74,8 @@ export class TimerService {
           topic: actorTopic(timer.actor.type),
           key: timer.actor.id,
           value: Envelope.encode({
-            id: `timer:${timer.name}@${timer.dueAt}`,
+            // Unique across actors: what the timer's turn tells others derives its ids from this one.
+            id: `timer:${timer.actor.type}/${timer.actor.id}/${timer.name}@${timer.dueAt}`,
             target: timer.actor,
             type: 'timer',
             payload: Buffer.from(timer.message),

@@ -90,6 +90,8 @@ export class Turn implements ActorContext<unknown, unknown, unknown> {
   }
 
   cancelTimer(name: string): void {
+    // Stores apply a turn's cancels before its sets, so a timer set earlier in this turn goes here.
+    this.timersSet = this.timersSet?.filter((timer) => timer.name !== name);
     (this.timersCancelled ??= []).push(name);
   }
 }
