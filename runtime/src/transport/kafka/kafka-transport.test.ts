@@ -134,6 +134,27 @@ describe('KafkaTransport', () => {
     expect(await transport.endOffset(topic, 1)).toBe(0);
   });
 
+  it('sees partitions added to a topic after it looked the topic up', async () => {
+    const transport = await open();
+    const topic = unique('grown');
+    const groupId = unique('grown');
+    await transport.createTopic(topic, 2);
+    expect(await transport.endOffset(topic, 1)).toBe(0);
+    // What the operator does to a pool's topic when the pool scales up.
+    const admin = new Kafka({ clientId: 'troupe-test-grow', brokers: infra().kafka.brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createPartitions({ topicPartitions: [{ topic, count: 4 }] });
+    } finally {
+      await admin.disconnect();
+    }
+
+    await transport.send([record(topic, 'on the new partition', 3)]);
+    expect(await transport.endOffset(topic, 3)).toBe(1);
+    expect(await transport.committedOffset(groupId, topic, 2)).toBeUndefined();
+    await expect(transport.endOffset(topic, 4)).rejects.toMatchObject({ topic, partition: 4, message: expect.stringContaining('0..3') });
+  });
+
   it('reads end offsets while other topics are looked up for the first time', async () => {
     const writer = await open();
     const read = unique('read-while-looking-up');

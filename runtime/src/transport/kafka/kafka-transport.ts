@@ -232,8 +232,15 @@ export class KafkaTransport implements Transport {
     // Once every topic's partition count is known — the usual case — a send is queued without
     // waiting: sends are the hot path, and a pause here would only split their group commits.
     for (const record of records) {
-      if (!this.#knownCounts.has(record.topic)) return this.#sendOnceCountsKnown(records);
+      const known = this.#knownCounts.get(record.topic);
+      if (known === undefined || (record.partition ?? 0) >= known) return this.#sendOnceCountsKnown(records);
     }
+    return this.#enqueue(records);
+  }
+
+  /** Queues records whose topics' partition counts are known, checking and encoding every one first. */
+  #enqueue(records: readonly ProducerRecord[]): Promise<void> {
+    if (!this.#acceptingSends) return Promise.reject(this.#closedError());
     let queued: QueuedRecord[];
     let settle!: PendingSend;
     const sent = new Promise<void>((resolve, reject) => (settle = { remaining: records.length, resolve, reject }));
@@ -284,7 +291,7 @@ export class KafkaTransport implements Transport {
     this.#assertOpen();
     checkName('groupId', groupId);
     // An unknown topic or partition is a mistake to report, not a group that committed nothing.
-    checkPartition(topic, partition, await this.#partitionCountOf(topic));
+    checkPartition(topic, partition, await this.#partitionCountWith(topic, partition));
     let offsets;
     try {
       offsets = await this.#admin.fetchOffsets({ groupId, topics: [topic] });
@@ -300,7 +307,7 @@ export class KafkaTransport implements Transport {
 
   async endOffset(topic: string, partition: number): Promise<number> {
     this.#assertOpen();
-    checkPartition(topic, partition, await this.#partitionCountOf(topic));
+    checkPartition(topic, partition, await this.#partitionCountWith(topic, partition));
     const end = (await this.#endOffsetsOf(topic)).get(partition);
     if (end === undefined)
       throw new TransportError(RuntimeErrorCode.Unavailable, topic, partition, 'the broker left the partition out of its offsets', {
@@ -333,8 +340,8 @@ export class KafkaTransport implements Transport {
   }
 
   async #sendOnceCountsKnown(records: readonly ProducerRecord[]): Promise<void> {
-    await Promise.all([...new Set(records.map((record) => record.topic))].map((topic) => this.#partitionCountOf(topic)));
-    return this.send(records);
+    await Promise.all(records.map((record) => this.#partitionCountWith(record.topic, record.partition)));
+    return this.#enqueue(records);
   }
 
   #encode(record: ProducerRecord, send: PendingSend): QueuedRecord {
@@ -385,6 +392,19 @@ export class KafkaTransport implements Transport {
       throw toTransportError(error, topic, undefined, 'read the end offsets');
     }
     return new Map(offsets.map((answer) => [answer.partition, Number(answer.high)]));
+  }
+
+  /**
+   * The partition count of `topic`, read again when `partition` lies past the count known:
+   * topics grow (the operator adds partitions to a pool's topic as the pool scales up).
+   */
+  async #partitionCountWith(topic: string, partition: number | undefined): Promise<number> {
+    const known = this.#partitionCountOf(topic);
+    const count = await known;
+    if (partition === undefined || partition < count) return count;
+    // Calls that found the same count stale share one lookup.
+    if (this.#partitionCounts.get(topic) === known) this.#partitionCounts.delete(topic);
+    return this.#partitionCountOf(topic);
   }
 
   #partitionCountOf(topic: string): Promise<number> {
