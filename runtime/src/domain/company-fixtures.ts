@@ -33,6 +33,8 @@ export function submitCommand(
   namespace: string,
   name: string,
   overrides: {
+    /** metadata.uid of the Project (default: one per namespace and name). */
+    uid?: string;
     approvals?: string[];
     approvalTimeout?: string;
     maxCostUSD?: number;
@@ -43,7 +45,7 @@ export function submitCommand(
   return {
     namespace,
     name,
-    uid: `${namespace}-${name}-uid`,
+    uid: overrides.uid ?? `${namespace}-${name}-uid`,
     generation: 1,
     spec: {
       client: namespace,

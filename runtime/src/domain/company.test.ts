@@ -86,6 +86,27 @@ describe('the company, embedded, on the simulated provider over HTTP', () => {
     expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
   }, 120_000);
 
+  it('runs a project created again under the name of a deleted one as a new project', async () => {
+    const server = await simulatedServer();
+    const { runtime } = await company(server);
+    const phase = async () => (await runtime.company.getProject('acme', 'again'))?.status?.phase;
+    await runtime.company.submitProject('first', submitCommand('acme', 'again', { uid: 'uid-1', approvals: ['architecture'] }));
+    await eventually(async () => expect(await phase()).toBe(ProjectPhase.AWAITING_APPROVAL), 30_000);
+    // What the operator's finalizer does when the Project is deleted.
+    await runtime.company.cancelProject('delete-1', { namespace: 'acme', name: 'again', reason: 'the Project was deleted' });
+    await eventually(async () => expect(await phase()).toBe(ProjectPhase.FAILED));
+    const callsBefore = server.stats().completions;
+
+    await runtime.company.submitProject('second', submitCommand('acme', 'again', { uid: 'uid-2', approvals: ['architecture'] }));
+    await eventually(async () => expect(await phase()).toBe(ProjectPhase.AWAITING_APPROVAL), 30_000);
+    await runtime.company.approve('a2', { namespace: 'acme', name: 'again', phase: 'architecture', approvedBy: 'ceo@acme' });
+    await eventually(async () => expect(await phase()).toBe(ProjectPhase.DELIVERED), 60_000);
+    // Every task ran again: none of the deleted project's work was taken for the new one's.
+    const cost = (await runtime.company.getProject('acme', 'again'))?.status?.cost;
+    expect(cost?.llmCalls).toBe(server.stats().completions - callsBefore);
+    expect(cost?.llmCalls).toBeGreaterThan(0);
+  }, 120_000);
+
   it('runs several projects of two clients at once on shared pools, each to delivery', async () => {
     const server = await simulatedServer();
     const { runtime } = await company(server);

@@ -18,7 +18,7 @@ import { traceTask } from '../tracing/runtime-tracing.js';
 import type { Subscription, Transport } from '../transport/transport.js';
 import { EVENTS_TOPIC } from './project-events.js';
 import type { ProjectMessage } from './project.types.js';
-import { decodeTaskRun, runTask, type TaskDeps } from './task-runner.js';
+import { decodeTaskRun, runKey, runTask, type TaskDeps } from './task-runner.js';
 
 export interface PoolResource {
   namespace: string;
@@ -190,7 +190,7 @@ export class PoolRegistry {
     }
     const { id, run } = dispatched;
     const project = `${run.namespace}/${run.project}`;
-    const key = `${project}/${run.task.id}@${run.task.step}`;
+    const key = runKey(run);
     const done = entry.finished.get(key);
     if (done !== undefined) {
       void this.options.report(project, done, `${id}/outcome`).catch((error: unknown) => this.options.onError(toError(error)));

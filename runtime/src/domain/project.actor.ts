@@ -17,7 +17,7 @@ import {
   type ProjectState,
   type TaskRecord,
 } from './project.types.js';
-import { encodeTaskRun, taskRun } from './task-runner.js';
+import { encodeTaskRun, runKey, taskRun } from './task-runner.js';
 import { builtInWorkflow } from './workflow.js';
 
 /** Work tasks a planner may create in one fan-out phase. */
@@ -74,11 +74,6 @@ function initialState(): ProjectState {
   };
 }
 
-/** The key of one run of a task: a task runs again under a new step after a review loop. */
-export function runKey(state: ProjectState, task: TaskRecord): string {
-  return `${state.namespace}/${state.name}/${task.id}@${task.step}`;
-}
-
 export function projectActor(options: ProjectActorOptions) {
   return defineActor<ProjectState, ProjectMessage, ProjectEvent, unknown>({
     type: 'project',
@@ -100,8 +95,8 @@ export function projectActor(options: ProjectActorOptions) {
         case 'approve':
           return approve(ctx, message.phase, options);
         case 'task-done': {
-          const task = state.tasks[message.taskId];
-          if (task?.state !== 'running' || task.step !== message.step) return undefined;
+          const task = answered(state, message);
+          if (task === undefined) return undefined;
           record(ctx, options, {
             type: 'task-succeeded',
             taskId: task.id,
@@ -116,8 +111,8 @@ export function projectActor(options: ProjectActorOptions) {
           return undefined;
         }
         case 'task-failed': {
-          const task = state.tasks[message.taskId];
-          if (task?.state !== 'running' || task.step !== message.step) return undefined;
+          const task = answered(state, message);
+          if (task === undefined) return undefined;
           if (message.code === 'BUDGET_EXCEEDED') {
             // The task goes back to pending: raising the budget resumes it where it stopped.
             record(ctx, options, { type: 'task-failed', taskId: task.id, step: task.step, message: message.message, final: false });
@@ -166,6 +161,13 @@ export function projectActor(options: ProjectActorOptions) {
   });
 }
 
+/** The running task an outcome answers; undefined for an outcome of an earlier run, or of an earlier project of the name. */
+function answered(state: ProjectState, outcome: { taskId: string; step: number; incarnation?: number }): TaskRecord | undefined {
+  const task = state.tasks[outcome.taskId];
+  if (task?.state !== 'running' || task.step !== outcome.step || outcome.incarnation !== state.incarnation) return undefined;
+  return task;
+}
+
 /** Journals an event and publishes what it means for the outside world. */
 function record(ctx: Context, options: Pick<ProjectActorOptions, 'onPublished'>, event: ProjectEvent): void {
   const before = ctx.state;
@@ -181,7 +183,20 @@ function record(ctx: Context, options: Pick<ProjectActorOptions, 'onPublished'>,
 
 function submit(ctx: Context, message: Extract<ProjectMessage, { type: 'submit' }>, options: ProjectActorOptions): void {
   const state = ctx.state;
-  const isNew = state.spec === undefined;
+  // A new uid under the name is a new project (the Project was deleted and created again): the
+  // one before it ends, if it had not, and the new one starts from nothing.
+  const replaces = state.spec !== undefined && message.uid !== state.uid;
+  if (replaces && !TERMINAL.includes(state.lifecycle)) {
+    record(ctx, options, {
+      type: 'lifecycle',
+      phase: 'Failed',
+      reason: 'Replaced',
+      message: `a new project of the same name (uid ${message.uid}) replaced it`,
+      at: ctx.now,
+    });
+  }
+  if (replaces) ctx.cancelTimer(APPROVAL_TIMER);
+  const isNew = state.spec === undefined || replaces;
   const workflow = isNew ? (message.phases ?? builtInWorkflow(message.spec.workflow)) : state.workflow;
   record(ctx, options, {
     type: 'submitted',
@@ -378,7 +393,7 @@ function dispatchReady(ctx: Context, options: ProjectActorOptions): boolean {
 /** Publishes a run of a started task on its pool's topic. */
 function dispatch(ctx: Context, task: TaskRecord, pool: string): void {
   const state = ctx.state;
-  const key = runKey(state, task);
+  const key = runKey({ namespace: state.namespace, project: state.name, incarnation: state.incarnation, task });
   ctx.publish(poolTopic(state.namespace, pool), key, encodeTaskRun(`${ctx.messageId}/${key}`, taskRun(state, task), ctx.now));
 }
 
@@ -422,16 +437,20 @@ function apply(state: ProjectState, event: ProjectEvent): ProjectState {
 
 function fold(state: ProjectState, event: ProjectEvent): ProjectState {
   switch (event.type) {
-    case 'submitted':
+    case 'submitted': {
+      // A new uid starts a new project; `published` goes on counting, so event ids stay unique.
+      const base =
+        state.spec !== undefined && event.uid !== state.uid ? { ...initialState(), incarnation: (state.incarnation ?? 0) + 1 } : state;
       return {
-        ...state,
+        ...base,
         namespace: event.namespace,
         name: event.name,
         uid: event.uid,
         generation: event.generation,
         spec: event.spec,
-        workflow: state.spec === undefined ? event.workflow : state.workflow,
+        workflow: base.spec === undefined ? event.workflow : base.workflow,
       };
+    }
     case 'lifecycle':
       return {
         ...state,

@@ -107,6 +107,8 @@ export type ProjectMessage =
       type: 'task-done';
       taskId: string;
       step: number;
+      /** The project's incarnation the run was for (unset: its first); see ProjectState. */
+      incarnation?: number;
       summary: string;
       items: string[];
       artifacts: ArtifactRef[];
@@ -114,7 +116,16 @@ export type ProjectMessage =
       verdict?: boolean;
     }
   /** `retriable`: the task failed for a reason outside it (a store, broker or provider down for now); trying again may help. */
-  | { type: 'task-failed'; taskId: string; step: number; code: string; message: string; onExceeded?: 'Pause' | 'Fail'; retriable?: boolean }
+  | {
+      type: 'task-failed';
+      taskId: string;
+      step: number;
+      incarnation?: number;
+      code: string;
+      message: string;
+      onExceeded?: 'Pause' | 'Fail';
+      retriable?: boolean;
+    }
   | { type: 'check-tasks' }
   /** The approval timer of `phase`'s gate ran out. */
   | { type: 'approval-timeout'; phase: string }
@@ -149,6 +160,11 @@ export interface ProjectState {
   namespace: string;
   name: string;
   uid: string;
+  /**
+   * How many projects had this name before this one (each deleted, then the name created again
+   * with a new uid); unset for the first. Runs are keyed with it, so no earlier one's work counts.
+   */
+  incarnation?: number;
   generation: number;
   spec?: ProjectSpec;
   workflow: PhaseDefinition[];

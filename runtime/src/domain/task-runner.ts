@@ -20,6 +20,8 @@ export interface TaskRun {
   type: 'run';
   namespace: string;
   project: string;
+  /** The project's incarnation (see ProjectState); unset for its first. */
+  incarnation?: number;
   client: string;
   brief: string;
   task: TaskRecord;
@@ -51,6 +53,7 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
     type: 'run',
     namespace: state.namespace,
     project: state.name,
+    ...(state.incarnation === undefined ? {} : { incarnation: state.incarnation }),
     client: spec.client,
     brief: spec.brief,
     task,
@@ -74,6 +77,20 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
   };
 }
 
+/**
+ * A run's project as its runs and their LLM journals are keyed: a project created again under a
+ * deleted one's name is counted apart from it.
+ */
+function runProject(run: Pick<TaskRun, 'namespace' | 'project' | 'incarnation'>): string {
+  const project = `${run.namespace}/${run.project}`;
+  return run.incarnation === undefined ? project : `${project}~${run.incarnation}`;
+}
+
+/** The key of one run of a task: a task runs again under a new step after a review loop. */
+export function runKey(run: Pick<TaskRun, 'namespace' | 'project' | 'incarnation' | 'task'>): string {
+  return `${runProject(run)}/${run.task.id}@${run.task.step}`;
+}
+
 /** The type of a task run's envelope on a pool topic. */
 const TASK_RUN = 'troupe.TaskRun';
 
@@ -82,10 +99,9 @@ const TASK_RUN = 'troupe.TaskRun';
  * dispatching turn, so the same on a replay of that turn) naming this dispatch of it.
  */
 export function encodeTaskRun(id: string, run: TaskRun, now: number): Uint8Array {
-  const key = `${run.namespace}/${run.project}/${run.task.id}@${run.task.step}`;
   return Envelope.encode({
     id,
-    target: { type: 'task', id: key },
+    target: { type: 'task', id: runKey(run) },
     type: TASK_RUN,
     payload: Buffer.from(JSON.stringify(run)),
     trace: run.trace,
@@ -257,6 +273,8 @@ export interface TaskDeps {
 export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectMessage> {
   const { task } = run;
   const key = `${run.namespace}/${run.project}`;
+  // Which run of which task the outcome answers.
+  const of = { taskId: task.id, step: task.step, ...(run.incarnation === undefined ? {} : { incarnation: run.incarnation }) };
   const assignment = ASSIGNMENTS[task.kind === 'planner' ? 'plan' : task.phase];
   try {
     if (assignment === undefined) throw new RuntimeError(RuntimeErrorCode.InvalidTask, `no assignment for phase ${task.phase}`);
@@ -269,7 +287,7 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     });
     options.budgets.resume(key);
     const outcome = await options.pool.run({
-      taskId: `${key}/${task.id}`,
+      taskId: `${runProject(run)}/${task.id}`,
       step: task.step,
       account: { client: run.client, project: key, phase: task.phase },
       priority: run.priority,
@@ -286,8 +304,7 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     }
     return {
       type: 'task-done',
-      taskId: task.id,
-      step: task.step,
+      ...of,
       summary: result.summary.slice(0, 500),
       items: result.items ?? [],
       artifacts,
@@ -306,8 +323,7 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     if (error instanceof BudgetExceededError) {
       return {
         type: 'task-failed',
-        taskId: task.id,
-        step: task.step,
+        ...of,
         code: 'BUDGET_EXCEEDED',
         message: error.message,
         onExceeded: error.onExceeded,
@@ -315,7 +331,7 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     }
     const code = error instanceof RuntimeError ? error.code : 'TASK_FAILED';
     // Journaled, the message reaches the project's status, the dashboard and the Project resource.
-    return { type: 'task-failed', taskId: task.id, step: task.step, code, message: redact(error.message), retriable: isPassing(error) };
+    return { type: 'task-failed', ...of, code, message: redact(error.message), retriable: isPassing(error) };
   }
 }
 
