@@ -18,6 +18,8 @@ export const OperatorErrorCode = {
   RuntimeUnavailable: 'RUNTIME_UNAVAILABLE',
   /** The runtime refused a command (invalid argument, failed precondition). */
   RuntimeRejected: 'RUNTIME_REJECTED',
+  /** The runtime refused the operator's token (expired, signed with another secret, or without the rights); retried, as a renewed token passes. */
+  RuntimeForbidden: 'RUNTIME_FORBIDDEN',
   /** Kafka's admin API failed while creating or growing a pool topic. */
   KafkaUnavailable: 'KAFKA_UNAVAILABLE',
   /** A reconcile cannot succeed by retrying; the controller records it and stops. */

@@ -218,25 +218,24 @@ const REJECTED: ReadonlySet<number> = new Set([
   GrpcStatus.FAILED_PRECONDITION,
   GrpcStatus.OUT_OF_RANGE,
   GrpcStatus.ALREADY_EXISTS,
-  GrpcStatus.PERMISSION_DENIED,
-  GrpcStatus.UNAUTHENTICATED,
   GrpcStatus.UNIMPLEMENTED,
   GrpcStatus.NOT_FOUND,
 ]);
 
-/** gRPC status → operator error: refusals are final, everything else may pass on a retry. */
+const FORBIDDEN: ReadonlySet<number> = new Set([GrpcStatus.PERMISSION_DENIED, GrpcStatus.UNAUTHENTICATED]);
+
+/**
+ * gRPC status → operator error: refusals of the command are final; a refused token says nothing
+ * of the command and may pass once renewed; everything else may pass on a retry.
+ */
 function callError(method: string, error: ServiceError): RuntimeCallError {
   const rejected = REJECTED.has(error.code);
-  return new RuntimeCallError(
-    rejected ? OperatorErrorCode.RuntimeRejected : OperatorErrorCode.RuntimeUnavailable,
-    method,
-    error.code,
-    error.details || error.message,
-    {
-      retriable: !rejected,
-      cause: error,
-    },
-  );
+  const code = rejected
+    ? OperatorErrorCode.RuntimeRejected
+    : FORBIDDEN.has(error.code)
+      ? OperatorErrorCode.RuntimeForbidden
+      : OperatorErrorCode.RuntimeUnavailable;
+  return new RuntimeCallError(code, method, error.code, error.details || error.message, { retriable: !rejected, cause: error });
 }
 
 function validate(options: GrpcRuntimeClientOptions): void {

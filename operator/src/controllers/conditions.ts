@@ -73,6 +73,8 @@ export const ProjectReason = {
   RuntimeUnavailable: 'RuntimeUnavailable',
   /** The runtime refused the spec; fix the spec. */
   RuntimeRejected: 'RuntimeRejected',
+  /** The runtime refused the operator's token; the operator keeps retrying. */
+  RuntimeForbidden: 'RuntimeForbidden',
   /** spec.workflow names a Workflow in the namespace that is not Ready. */
   WorkflowNotReady: 'WorkflowNotReady',
   /** AwaitingApproval. (Running's reason is the phase itself: Planning, Running, Paused, …) */

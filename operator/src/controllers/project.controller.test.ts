@@ -46,6 +46,20 @@ function runtimePools(namespace: string): PoolResource[] {
   });
 }
 
+/** The runtime's calls through `runtime`, but for those `replaced`; closing it leaves `runtime` open. */
+function through(runtime: RuntimeClient, replaced: Partial<RuntimeClient>): RuntimeClient {
+  return {
+    submitProject: (commandId, command) => runtime.submitProject(commandId, command),
+    cancelProject: (commandId, command) => runtime.cancelProject(commandId, command),
+    approve: (commandId, command) => runtime.approve(commandId, command),
+    getProject: (namespace, name) => runtime.getProject(namespace, name),
+    watchProject: (namespace, name, onUpdate) => runtime.watchProject(namespace, name, onUpdate),
+    listPools: (namespace) => runtime.listPools(namespace),
+    close: () => {},
+    ...replaced,
+  };
+}
+
 /** A project of the sample client that waits for approval after `gate`. */
 function projectYaml(name: string, gate: string, extra = ''): string {
   return `apiVersion: troupe.dev/v1alpha1
@@ -239,18 +253,61 @@ describe('Project controller, with the embedded runtime', () => {
     expect(await eventsOf(namespace, 'Project', 'hotdesk')).toContain('Cancelled: cancelled in the runtime');
   });
 
+  it('goes on following a project whose edited spec the runtime refuses, and holds its deletion while the runtime refuses the token', async () => {
+    const edited = await createNamespace('refusals');
+    for (const pool of runtimePools(edited)) await embedded.company.applyPool(pool);
+    // Cancels go through a client whose token the runtime did not sign while `forbidden` holds.
+    const stranger = new GrpcRuntimeClient({
+      address: embedded.grpcAddress as string,
+      token: new Tokens({ secret: randomBytes(32) }).sign({ sub: 'operator', role: 'admin' }),
+    });
+    let forbidden = false;
+    const refusing = testOperator(
+      edited,
+      through(runtime, { cancelProject: (commandId, command) => (forbidden ? stranger : runtime).cancelProject(commandId, command) }),
+    );
+    const fieldOf = (path: string) => kubectlOk(['get', 'project', 'edit', '-n', edited, '-o', `jsonpath={${path}}`]);
+    try {
+      await kubectlOk(['apply', '-n', edited, '-f', '-'], projectYaml('edit', 'architecture'));
+      await kubectlOk(['wait', '-n', edited, '--for=condition=AwaitingApproval', 'project/edit', '--timeout=60s']);
+
+      // The API server takes a zero timeout; the runtime refuses it.
+      await kubectlOk(['patch', 'project', 'edit', '-n', edited, '--type=merge', '-p', '{"spec":{"approvalTimeout":"0s"}}']);
+      await expect.poll(() => fieldOf('.status.conditions[?(@.type=="Accepted")].reason'), { timeout: 30_000 }).toBe('RuntimeRejected');
+      expect(await fieldOf('.status.observedGeneration')).toBe('2');
+      expect(await fieldOf('.status.phase')).toBe('AwaitingApproval');
+      expect((await runtime.getProject(edited, 'edit'))?.phase).toBe(ProjectPhase.AWAITING_APPROVAL);
+      expect((await eventsOf(edited, 'Project', 'edit')).some((line) => line.startsWith('RuntimeRejected: generation 2 refused'))).toBe(
+        true,
+      );
+
+      forbidden = true;
+      await kubectlOk(['delete', 'project', 'edit', '-n', edited, '--wait=false']);
+      await expect
+        .poll(
+          async () => (await eventsOf(edited, 'Project', 'edit')).some((line) => line.startsWith('RuntimeForbidden: the deletion waits')),
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe(true);
+      expect(await fieldOf('.metadata.finalizers')).toContain('troupe.dev/cancel-in-runtime');
+      expect((await runtime.getProject(edited, 'edit'))?.phase).toBe(ProjectPhase.AWAITING_APPROVAL);
+
+      forbidden = false;
+      await expect.poll(async () => (await kubectl(['get', 'project', 'edit', '-n', edited])).code, { timeout: 60_000 }).not.toBe(0);
+      expect((await runtime.getProject(edited, 'edit'))?.phase).toBe(ProjectPhase.FAILED);
+    } finally {
+      await refusing.stop();
+      stranger.close();
+      await kubectl(['delete', 'namespace', edited, '--wait=false']);
+    }
+  });
+
   it("keeps a project's status current when its WatchProject stream goes quiet, reading it every poll interval", async () => {
     // The runtime answers every call, but its streams say nothing, as one served by a runtime
     // node that stopped reading troupe.events does.
-    const quiet: RuntimeClient = {
-      submitProject: (commandId, command) => runtime.submitProject(commandId, command),
-      cancelProject: (commandId, command) => runtime.cancelProject(commandId, command),
-      approve: (commandId, command) => runtime.approve(commandId, command),
-      getProject: (projectNamespace, name) => runtime.getProject(projectNamespace, name),
-      watchProject: () => ({ close: () => {} }),
-      listPools: (poolNamespace) => runtime.listPools(poolNamespace),
-      close: () => {},
-    };
+    const quiet = through(runtime, { watchProject: () => ({ close: () => {} }) });
     const quietNamespace = await createNamespace('quiet-streams');
     for (const pool of runtimePools(quietNamespace)) await embedded.company.applyPool(pool);
     const poller = testOperator(quietNamespace, quiet, { projectPollMs: 1_000 });

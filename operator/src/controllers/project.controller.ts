@@ -94,8 +94,9 @@ export class ProjectReconciler implements Reconciler {
       }
       return this.submit(key, project);
     }
-    // Refused for this generation: nothing to do until the spec changes.
-    if (findCondition(status.conditions, ConditionType.Accepted)?.reason === ProjectReason.RuntimeRejected) return {};
+    // Refused for this generation, and no earlier one runs: nothing to do until the spec changes.
+    if (findCondition(status.conditions, ConditionType.Accepted)?.reason === ProjectReason.RuntimeRejected && !runsInRuntime(status))
+      return {};
     return this.sync(key, project);
   }
 
@@ -126,16 +127,9 @@ export class ProjectReconciler implements Reconciler {
     } catch (error) {
       this.streams.close(key);
       if (!(error instanceof OperatorError)) throw error;
-      if (error.code === OperatorErrorCode.RuntimeRejected) {
-        const refused = this.accepted(project, 'False', ProjectReason.RuntimeRejected, error.message);
-        await this.write(key, project, { ...refused, observedGeneration: generation, phase: 'Failed' });
-        throw new TerminalError(ProjectReason.RuntimeRejected, error.message, { cause: error });
-      }
-      await this.write(
-        key,
-        project,
-        this.accepted(project, 'Unknown', ProjectReason.RuntimeUnavailable, `the runtime did not take the project: ${error.message}`),
-      );
+      if (error.code === OperatorErrorCode.RuntimeRejected) return this.refused(key, project, error);
+      const reason = error.code === OperatorErrorCode.RuntimeForbidden ? ProjectReason.RuntimeForbidden : ProjectReason.RuntimeUnavailable;
+      await this.write(key, project, this.accepted(project, 'Unknown', reason, `the runtime did not take the project: ${error.message}`));
       throw error;
     }
     this.events.normal(project, ProjectReason.Submitted, `handed generation ${generation} to the runtime`);
@@ -150,6 +144,26 @@ export class ProjectReconciler implements Reconciler {
       await this.write(key, project, accepted);
       throw error;
     }
+  }
+
+  /**
+   * The runtime refused the spec's generation. A project it runs (or ran) from an earlier one
+   * goes on as it was, and its status keeps following it; one it never took has failed.
+   */
+  private async refused(key: ObjectKey, project: Project, error: OperatorError): Promise<ReconcileResult> {
+    const generation = project.metadata.generation ?? 0;
+    const { namespace, name } = splitKey(key);
+    const refused = { ...this.accepted(project, 'False', ProjectReason.RuntimeRejected, error.message), observedGeneration: generation };
+    if ((await this.options.runtime.getProject(namespace, name)) !== undefined) {
+      this.events.warning(
+        project,
+        ProjectReason.RuntimeRejected,
+        `generation ${generation} refused; the runtime goes on with the one before: ${error.message}`,
+      );
+      return this.sync(key, project, refused);
+    }
+    await this.write(key, project, { ...refused, phase: 'Failed' });
+    throw new TerminalError(ProjectReason.RuntimeRejected, error.message, { cause: error });
   }
 
   /** Writes `base` (the stored status, or the one a submit just decided) updated from the runtime's view. */
@@ -211,7 +225,6 @@ export class ProjectReconciler implements Reconciler {
   private async finalize(key: ObjectKey, project: Project): Promise<ReconcileResult> {
     if (!(project.metadata.finalizers ?? []).includes(PROJECT_FINALIZER)) return {};
     const status = project.status ?? {};
-    const handedOver = findCondition(status.conditions, ConditionType.Accepted)?.status === 'True';
     if (!isFinal(status.phase)) {
       const { namespace = '', name } = project.metadata;
       try {
@@ -224,7 +237,16 @@ export class ProjectReconciler implements Reconciler {
       } catch (error) {
         // A refusal means there is nothing to cancel; an unreachable runtime only matters if it ever had the project.
         const refused = error instanceof OperatorError && error.code === OperatorErrorCode.RuntimeRejected;
-        if (!refused && handedOver) throw error;
+        if (!refused && runsInRuntime(status)) {
+          if (error instanceof OperatorError && error.code === OperatorErrorCode.RuntimeForbidden) {
+            this.events.warning(
+              project,
+              ProjectReason.RuntimeForbidden,
+              `the deletion waits to cancel the project in the runtime: ${error.message}`,
+            );
+          }
+          throw error;
+        }
       }
     }
     this.streams.close(key);
@@ -280,4 +302,10 @@ export class ProjectReconciler implements Reconciler {
     const written = await updateStatus(this.manager.client, Projects, project, status);
     if (written !== project) this.gate.wrote(key);
   }
+}
+
+/** Whether the runtime runs the project: it took a generation (the latest, or one before a refused edit) that has not ended. */
+function runsInRuntime(status: ProjectStatus): boolean {
+  const accepted = findCondition(status.conditions, ConditionType.Accepted);
+  return !isFinal(status.phase) && (accepted?.status === 'True' || accepted?.reason === ProjectReason.RuntimeRejected);
 }
