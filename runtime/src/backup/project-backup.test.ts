@@ -1,9 +1,11 @@
 /**
  * Project backups between two embedded runtimes on the simulated provider over HTTP: a
  * delivered project restored in a fresh runtime reads as it did — status, artefacts, ledger,
- * journal — also moved to another namespace; a project exported in the middle of a phase goes
- * on to delivery in the runtime it was imported into; and archives that are corrupt, cut short,
- * of an unknown version or of a project that exists are refused with nothing stored.
+ * journal — also moved to another namespace, also when it is a project created again under a
+ * deleted one's name; an import that stopped after writing the project is finished by a retry;
+ * a project exported in the middle of a phase goes on to delivery in the runtime it was imported
+ * into; and archives that are corrupt, cut short, of an unknown version or of a project that
+ * exists are refused with nothing stored.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -11,11 +13,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ArchivePart, ProjectPhase, TaskState, type ActorJournal, type ImportProjectRequest } from '@troupe/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobArtifactStore, FileBlobStore } from '../domain/artifacts.js';
 import { SIM_PRICES, samplePools, submitCommand } from '../domain/company-fixtures.js';
+import { projectActor } from '../domain/project.actor.js';
 import { startEmbeddedRuntime, type EmbeddedRuntime } from '../embedded.js';
+import { RuntimeError, RuntimeErrorCode } from '../errors.js';
+import { llmCallActor } from '../llm/journal.js';
 import { createProvider } from '../llm/providers/create-provider.js';
 import { SimulatedServer } from '../llm/simulated-server.js';
+import { openStore } from '../store/open.js';
 import { eventually } from '../testing/eventually.js';
+import { ProjectBackup } from './project-backup.js';
 
 /** The parts as ImportProject requests, the first naming `namespace` when given. */
 async function* requests(parts: readonly ArchivePart[], namespace = ''): AsyncGenerator<ImportProjectRequest> {
@@ -153,6 +161,69 @@ describe('project backups', () => {
     );
     // Its journaled LLM calls moved with it: exported from there, it holds them all again.
     expect(journals(await exported(target, 'globex', 'storefront')).length).toBe(journals(archive).length);
+  }, 60_000);
+
+  it("exports and moves every LLM call of a project created again under a deleted one's name", async () => {
+    const phase = async () => (await source.company.getProject('acme', 'again'))?.status?.phase;
+    const callIds = (parts: readonly ArchivePart[]) =>
+      journals(parts)
+        .slice(1)
+        .map((journal) => journal.actorId);
+    const deliveredAs = async (uid: string) => {
+      await source.company.submitProject(uid, submitCommand('acme', 'again', { uid }));
+      await eventually(async () => expect(await phase()).toBe(ProjectPhase.DELIVERED), 60_000);
+      return exported(source, 'acme', 'again');
+    };
+    const first = callIds(await deliveredAs('again-1'));
+    const again = await deliveredAs('again-2');
+    const calls = (await source.company.getProject('acme', 'again'))?.status?.cost?.llmCalls ?? 0;
+    expect(calls).toBeGreaterThan(0);
+    // The project's journal, then the calls of the second project only.
+    expect(callIds(again)).toHaveLength(calls);
+    expect(callIds(again).filter((id) => first.includes(id))).toEqual([]);
+
+    const { runtime: target } = await runtime(['globex']);
+    await target.company.importProject(requests(again, 'globex'));
+    expect(journals(await exported(target, 'globex', 'again')).length).toBe(1 + calls);
+  }, 120_000);
+
+  it('finishes, when retried, an import that stopped after writing the project', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'troupe-backup-retry-'));
+    const store = await openStore({ kind: 'embedded', path: join(dir, 'state.db') });
+    cleanups.push(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    let ledgerAway = true;
+    const recorded: string[] = [];
+    const resumed: string[] = [];
+    const backup = new ProjectBackup({
+      store,
+      artifacts: new BlobArtifactStore({ blobs: new FileBlobStore(join(dir, 'artifacts')), catalog: store }),
+      ledger: {
+        record: async (id) => {
+          if (ledgerAway) {
+            ledgerAway = false;
+            throw new RuntimeError(RuntimeErrorCode.Unavailable, 'the cost ledger is away', { retriable: true });
+          }
+          recorded.push(id);
+        },
+      },
+      project: projectActor({ pools: { resolve: () => undefined }, taskCheckMs: 1_000 }),
+      llmCall: llmCallActor(),
+      pools: () => [],
+      restored: async (key) => {
+        resumed.push(key);
+      },
+    });
+    await expect(backup.import(requests(archive))).rejects.toThrow(/the cost ledger is away/);
+    expect(resumed).toEqual([]);
+
+    const response = await backup.import(requests(archive));
+    expect(response.project).toEqual(await source.company.getProject('acme', 'storefront'));
+    expect(recorded).toHaveLength(response.ledgerEntries);
+    expect(response.ledgerEntries).toBeGreaterThan(0);
+    expect(resumed).toEqual(['acme/storefront']);
   }, 60_000);
 
   it('refuses a corrupt, cut-short, unknown-version or existing project archive, and stores nothing', async () => {

@@ -22,6 +22,7 @@ import { jsonCodec, type ActorType } from '../actors/actor.js';
 import type { ArtifactStore } from '../domain/artifacts.js';
 import { summary } from '../domain/project-events.js';
 import type { ProjectEvent, ProjectMessage, ProjectState } from '../domain/project.types.js';
+import { poolTaskId } from '../domain/task-runner.js';
 import { RuntimeError, RuntimeErrorCode } from '../errors.js';
 import type { LlmCallEvent, LlmCallMessage, LlmCallReply, LlmCallState } from '../llm/journal.js';
 import type { CallAccount } from '../llm/ledger.js';
@@ -160,7 +161,8 @@ export class ProjectBackup {
    * Restores a project from its archive's parts: the first request may name another namespace
    * to restore it into. Refused with InvalidArgument (a format version it does not read, a
    * corrupt or cut-short archive) or AlreadyExists (the project is in the runtime already),
-   * having stored nothing.
+   * having stored nothing. An import of the same archive that stopped part-way (the cost ledger
+   * or the broker away) is finished by a retry.
    */
   async import(requests: AsyncIterable<ImportProjectRequest>): Promise<ImportProjectResponse> {
     const { store, artifacts, project, llmCall } = this.options;
@@ -193,8 +195,12 @@ export class ProjectBackup {
       );
     }
 
-    // Every check comes before the first write, so that a refused import stores nothing.
-    if (isStored(await store.load(refOf(projectJournal))))
+    // Every check comes before the first write, so that a refused import stores nothing. A
+    // project journal that an import of this archive wrote, and that nothing changed since, is
+    // that import's, stopped before its ledger records and resume: this one finishes it.
+    const stored = await store.load(refOf(projectJournal));
+    const unfinished = isStored(stored) && sameJournal(stored, projectJournal) && (await this.importedFrom(projectJournal, archive.sha256));
+    if (isStored(stored) && !unfinished)
       throw new RuntimeError(
         RuntimeErrorCode.AlreadyExists,
         `project ${key} already exists in this runtime; an import never replaces a project`,
@@ -210,12 +216,16 @@ export class ProjectBackup {
 
     for (const { artifact, bytes } of archive.artifacts) await artifacts.put(target, source.name, artifact.name, artifact.kind, bytes);
     for (const journal of toWrite) await store.commitTurn(restoreWrite(journal, archive.sha256));
-    try {
-      await store.commitTurn(restoreWrite(projectJournal, archive.sha256));
-    } catch (error) {
-      if (error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict)
-        throw new RuntimeError(RuntimeErrorCode.AlreadyExists, `project ${key} was created while it was imported`, { cause: error });
-      throw error;
+    if (!unfinished) {
+      try {
+        await store.commitTurn(restoreWrite(projectJournal, archive.sha256));
+      } catch (error) {
+        // A conflict is someone else's project, or this write that timed out and landed all the same.
+        const conflict = error instanceof RuntimeError && error.code === RuntimeErrorCode.Conflict;
+        if (!conflict) throw error;
+        if (!(await this.importedFrom(projectJournal, archive.sha256)))
+          throw new RuntimeError(RuntimeErrorCode.AlreadyExists, `project ${key} was created while it was imported`, { cause: error });
+      }
     }
     // Ids from the archive's sha256, so an import that is retried records each call once.
     for (const [i, entry] of archive.ledger.entries()) {
@@ -234,11 +244,17 @@ export class ProjectBackup {
     };
   }
 
+  /** Whether the stored journal of `journal`'s actor was written by an import of the archive `sha256`. */
+  private async importedFrom(journal: ActorJournal, sha256: string): Promise<boolean> {
+    const input = importInput(sha256);
+    return (await this.options.store.appliedInputs(refOf(journal), [input])).has(input);
+  }
+
   /**
    * The journaled LLM calls of the project's tasks that hold a result. Their ids are those the
-   * pool replicas and AgentPool give them: `<pool>/<project>/<project>/<task>/<step>/<attempt>`
-   * (the pool as `<namespace>/<name>`, the project as `<namespace>/<name>`), attempts counting
-   * from 0 with repair prompts. Any pool that may have run the task is tried.
+   * pool replicas and AgentPool give them: `<pool>/<project>/<task id>/<step>/<attempt>` (the
+   * pool and the project as `<namespace>/<name>`, the task id as poolTaskId makes it), attempts
+   * counting from 0 with repair prompts. Any pool that may have run the task is tried.
    */
   private async calls(state: ProjectState): Promise<CallJournal[]> {
     const { store, llmCall } = this.options;
@@ -251,7 +267,8 @@ export class ProjectBackup {
       const candidates = pools.filter(({ status }) => status !== undefined && (status.pool === named || status.role === task.role));
       for (const { status } of candidates) {
         for (let attempt = 0; ; attempt += 1) {
-          const ref = { type: llmCall.type, id: `${state.namespace}/${status?.pool}/${key}/${key}/${task.id}/${task.step}/${attempt}` };
+          const taskId = poolTaskId({ namespace: state.namespace, project: state.name, incarnation: state.incarnation, task });
+          const ref = { type: llmCall.type, id: `${state.namespace}/${status?.pool}/${key}/${taskId}/${task.step}/${attempt}` };
           const record = await store.load(ref);
           if (!isStored(record)) break;
           const entry = ledgerEntry(llmCall, ref.id, record, {
@@ -304,12 +321,17 @@ function journalOf(ref: ActorRef, record: ActorRecord): ActorJournal {
  * The turn that restores a journal: the snapshot, as of before the first event, then the events
  * after it. The journal is numbered anew from there, so it is `seq - snapshot.seq` long.
  */
+/** The input id of an import's writes: the archive's sha256, so that a retried import is recognised. */
+function importInput(archive: string): string {
+  return `import/${archive}`;
+}
+
 function restoreWrite(journal: ActorJournal, archive: string): TurnWrite {
   return {
     actor: refOf(journal),
     expectedSeq: 0,
     events: journal.events,
-    input: { id: `import/${archive}` },
+    input: { id: importInput(archive) },
     ...(journal.snapshot === undefined ? {} : { snapshot: { seq: 0, state: journal.snapshot.state } }),
   };
 }

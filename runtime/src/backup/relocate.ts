@@ -24,7 +24,7 @@ export function relocate(archive: ReceivedArchive, namespace: string, actors: Ar
   const fromKey = `${from}/${name}`;
   const toKey = `${namespace}/${name}`;
   const moveRef = (ref: ArtifactRef): ArtifactRef => ({ ...ref, uri: ref.uri.replace(`/${fromKey}/`, `/${toKey}/`) });
-  // Call ids are `<pool namespace>/<pool>/<project key>/<project key>/<task>/<step>/<attempt>`.
+  // Call ids are `<pool namespace>/<pool>/<project key>/<project key>[/~<incarnation>]/<task>/<step>/<attempt>`.
   const moveId = (id: string): string => {
     const segments = id.split('/');
     if (segments[0] === from) segments[0] = namespace;

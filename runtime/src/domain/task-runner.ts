@@ -78,17 +78,17 @@ export function taskRun(state: ProjectState, task: TaskRecord): TaskRun {
 }
 
 /**
- * A run's project as its runs and their LLM journals are keyed: a project created again under a
- * deleted one's name is counted apart from it.
+ * The id of a run's task in its pool, which its LLM calls' journals are named by: a project created
+ * again under a deleted one's name (its incarnation) is counted apart from it.
  */
-function runProject(run: Pick<TaskRun, 'namespace' | 'project' | 'incarnation'>): string {
+export function poolTaskId(run: Pick<TaskRun, 'namespace' | 'project' | 'incarnation' | 'task'>): string {
   const project = `${run.namespace}/${run.project}`;
-  return run.incarnation === undefined ? project : `${project}~${run.incarnation}`;
+  return run.incarnation === undefined ? `${project}/${run.task.id}` : `${project}/~${run.incarnation}/${run.task.id}`;
 }
 
 /** The key of one run of a task: a task runs again under a new step after a review loop. */
 export function runKey(run: Pick<TaskRun, 'namespace' | 'project' | 'incarnation' | 'task'>): string {
-  return `${runProject(run)}/${run.task.id}@${run.task.step}`;
+  return `${poolTaskId(run)}@${run.task.step}`;
 }
 
 /** The type of a task run's envelope on a pool topic. */
@@ -287,7 +287,7 @@ export async function runTask(run: TaskRun, options: TaskDeps): Promise<ProjectM
     });
     options.budgets.resume(key);
     const outcome = await options.pool.run({
-      taskId: `${runProject(run)}/${task.id}`,
+      taskId: poolTaskId(run),
       step: task.step,
       account: { client: run.client, project: key, phase: task.phase },
       priority: run.priority,
