@@ -24,6 +24,8 @@ import {
   KindCatalog,
   KubeClient,
   ModelProviders,
+  OperatorError,
+  OperatorErrorCode,
   Projects,
   applyManifest,
   jsonLogger,
@@ -43,10 +45,12 @@ import {
 } from '@troupe/operator';
 import { startTracing, tracingConfig } from '@troupe/operator/tracing';
 import { ProjectPhase } from '@troupe/proto';
+import type { RuntimeApi } from './api/runtime-api.js';
 import type { Company } from './domain/company.js';
 import type { PoolResource } from './domain/pools.js';
 import { smtpRelay } from './domain/delivery/smtp-client.js';
 import { startEmbeddedRuntime, type EmbeddedRuntimeOptions } from './embedded.js';
+import { RuntimeError, RuntimeErrorCode } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { phaseName } from './gateway/views.js';
 import { Tokens } from './gateway/tokens.js';
@@ -126,6 +130,19 @@ function embeddedPools(company: Company, choice: ProviderChoice, running: readon
       specs.delete(`${namespace}/${name}`);
       await company.removePool(namespace, name);
     },
+  };
+}
+
+/** The dashboard's Scale: sets the AgentPool resource's replicas, which the operator then gives the pool. */
+function scaleByResource(client: KubeClient): RuntimeApi['scalePool'] {
+  return async (_commandId, { namespace, pool, replicas }) => {
+    try {
+      await client.patch(AgentPools, namespace, pool, { spec: { replicas } }, { strategy: 'merge' });
+    } catch (error) {
+      if (error instanceof OperatorError && error.code === OperatorErrorCode.NotFound)
+        throw new RuntimeError(RuntimeErrorCode.NotFound, `no AgentPool ${pool} in namespace ${namespace}`, { cause: error });
+      throw error;
+    }
   };
 }
 
@@ -224,7 +241,13 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     console.log('troupe: building the dashboard once (dashboard/build)…');
     execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'ignore' });
   }
-  const gateway = await Gateway.start({ api: runtime.company, tokens, staticDir, port: Number(env.TROUPE_PORT ?? 8080) });
+  const gateway = await Gateway.start({
+    api: runtime.company,
+    scalePool: scaleByResource(client),
+    tokens,
+    staticDir,
+    port: Number(env.TROUPE_PORT ?? 8080),
+  });
   console.log(`troupe: dashboard at ${gateway.url}`);
   console.log(`troupe:   admin token:       ${tokens.sign({ sub: 'admin', role: 'admin' })}`);
   for (const tenant of new Set(pools.map((pool) => pool.namespace))) {

@@ -3,7 +3,8 @@
  * drives them: the samples applied through the embedded resource store, tables and JSON, an
  * invalid manifest refused before anything is sent, an approval gate, a crash (SIGKILL) while
  * the project waits and another while it runs, the project finishing after both, waiting on a
- * new project, its activity feed followed live, scaling a pool, deleting, and the exit codes
+ * new project, its activity feed followed live, scaling a pool (with the CLI and with the
+ * dashboard's Scale), deleting, and the exit codes
  * scripts rely on. The simulated provider is made slower than instant so that a crash lands in
  * the middle of the work.
  */
@@ -87,6 +88,19 @@ describe('troupe CLI against npm start', () => {
         ).toBe(true),
       timeoutMs,
       50,
+    );
+  }
+
+  /** Resolves once the developers pool's resource asks for `replicas` and the runtime runs them all. */
+  async function developersAt(replicas: number): Promise<void> {
+    await eventually(
+      async () =>
+        expect(JSON.parse(await ok(['get', 'pool', 'developers', '-o', 'json']))).toMatchObject({
+          spec: { replicas },
+          status: { replicas, readyReplicas: replicas },
+        }),
+      30_000,
+      200,
     );
   }
 
@@ -229,21 +243,36 @@ describe('troupe CLI against npm start', () => {
     );
     await ok(['approve', 'kiosk', 'architecture']);
     expect(await ok(['scale', 'pool', 'developers', '--replicas', '3'])).toBe('agentpool.troupe.dev/developers scaled to 3 replicas\n');
-    await eventually(
-      async () =>
-        expect(JSON.parse(await ok(['get', 'pool', 'developers', '-o', 'json']))).toMatchObject({
-          spec: { replicas: 3 },
-          status: { replicas: 3, readyReplicas: 3 },
-        }),
-      30_000,
-      200,
-    );
+    await developersAt(3);
     expect(await ok(['describe', 'pool', 'developers'])).toContain('scaled the pool in the runtime from 2 to 3 replicas');
     expect(await feed.done).toBe(0);
     expect(feed.lines.join('\n')).toMatch(/task +done: .* \(developer\)/);
     expect(feed.lines.join('\n')).toMatch(/delivered +.*requirements\.md/);
     expect(await ok(['apply', '-f', file])).toBe('project.troupe.dev/kiosk unchanged\n');
   }, 180_000);
+
+  it("scales a pool from the dashboard's Scale: its AgentPool takes the count, and the pool keeps it", async () => {
+    const lines = (company as ChildProgram).lines;
+    const after = (prefix: string) =>
+      lines
+        .find((line) => line.startsWith(prefix))
+        ?.slice(prefix.length)
+        .trim() ?? '';
+    const dashboard = after('troupe: dashboard at ');
+    const admin = after('troupe:   admin token:');
+    const scale = (pool: string, replicas: number) =>
+      fetch(`${dashboard}/api/pools/acme/${pool}/scale`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ replicas }),
+      });
+    expect((await scale('developers', 4)).status).toBe(202);
+    await developersAt(4);
+    expect(await ok(['describe', 'pool', 'developers'])).toContain('scaled the pool in the runtime from 3 to 4 replicas');
+    const missing = await scale('nobody', 2);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: { message: 'no AgentPool nobody in namespace acme' } });
+  });
 
   it('deletes a project once its finalizer lets it go', async () => {
     expect(await ok(['delete', 'project', 'kiosk'])).toContain('project.troupe.dev/kiosk deleted');

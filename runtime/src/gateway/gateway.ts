@@ -18,6 +18,12 @@ import { listen, uws, type HttpRequest, type HttpResponse, type Listening, type 
 
 export interface GatewayOptions {
   api: RuntimeApi;
+  /**
+   * Sets a pool's replicas for the dashboard's Scale (default: the runtime's ScalePool). Where an
+   * operator keeps each pool as its AgentPool resource says, this must go through the resource,
+   * or the operator scales the pool back.
+   */
+  scalePool?: RuntimeApi['scalePool'];
   /** Verifies bearer tokens; every replica shares its secret. */
   tokens: Tokens;
   host?: string;
@@ -107,6 +113,7 @@ export class Gateway {
     });
     mountApi(app, {
       api: settings.api,
+      scalePool: settings.scalePool ?? ((commandId, command) => settings.api.scalePool(commandId, command)),
       live,
       tokens: settings.tokens,
       maxBodyBytes: settings.maxBodyBytes,

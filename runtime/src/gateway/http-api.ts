@@ -17,6 +17,8 @@ import { poolView, projectCard } from './views.js';
 
 export interface ApiOptions {
   api: RuntimeApi;
+  /** Sets a pool's replicas (see GatewayOptions.scalePool). */
+  scalePool: RuntimeApi['scalePool'];
   live: LiveState;
   tokens: Tokens;
   maxBodyBytes: number;
@@ -141,7 +143,7 @@ export function mountApi(app: TemplatedApp, options: ApiOptions): void {
       throw new RuntimeError(RuntimeErrorCode.InvalidArgument, `replicas must be an integer in 0..${MAX_REPLICAS}, e.g. {"replicas": 4}`);
     }
     const commandId = commandIdOf(request, identity, 'scale');
-    await api.scalePool(commandId, { namespace, pool, replicas });
+    await options.scalePool(commandId, { namespace, pool, replicas });
     void live.samplePools();
     return json('202 Accepted', { commandId } satisfies Accepted);
   });

@@ -222,6 +222,21 @@ describe('the runtime node', () => {
     });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ card: { namespace, name: 'p3', phase: 'Paused' } });
+    // A cluster's pools are scaled by their AgentPool resources; the dashboard's Scale says how.
+    const scaled = await fetch(`http://${gateway.gateway}/api/pools/${namespace}/developers/scale`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${new Tokens({ secret: SECRET }).sign({ sub: 'oncall', role: 'sre' })}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ replicas: 3 }),
+    });
+    expect(scaled.status).toBe(409);
+    expect(await scaled.json()).toMatchObject({
+      error: {
+        message: `pool ${namespace}/developers is scaled by its AgentPool resource: kubectl scale agentpool developers -n ${namespace} --replicas=3`,
+      },
+    });
     const clients = async () => sampleValue(await scrape(gateway), 'troupe_gateway_websocket_clients');
     expect(await clients()).toBe(0);
     const stream = await StreamClient.connect(`ws://${gateway.gateway}/api/stream`, token);

@@ -8,6 +8,7 @@
  * Redis for real. `stop` shuts down gracefully: readiness fails first, the ports close, turns in
  * flight finish, offsets are committed and the node leaves its consumer group.
  */
+import type { RuntimeApi } from '../api/runtime-api.js';
 import { EVENTS_TOPIC } from '../domain/project-events.js';
 import { BlobArtifactStore, FileBlobStore } from '../domain/artifacts.js';
 import { COMPANY_DEFAULTS, Company } from '../domain/company.js';
@@ -209,6 +210,7 @@ export async function startNode(options: Pick<NodeOptions, Required> & Partial<N
       const dropped = metrics.observeGateway(() => started?.stats().connections ?? 0);
       started = await Gateway.start({
         api: company,
+        scalePool: scaledByAgentPool,
         tokens: tokens!,
         staticDir: gateway.staticDir,
         host: settings.host,
@@ -289,3 +291,15 @@ function validate(options: NodeOptions): void {
   if (!Number.isInteger(options.partitions) || options.partitions < 1)
     throw invalid('partitions', `must be a positive integer, got ${options.partitions}`);
 }
+
+/**
+ * The dashboard's Scale on a cluster's gateway: its operator keeps each pool as its AgentPool
+ * resource says, and would undo a scale made in the runtime, so the answer says how to scale it.
+ */
+const scaledByAgentPool: RuntimeApi['scalePool'] = (_commandId, { namespace, pool, replicas }) =>
+  Promise.reject(
+    new RuntimeError(
+      RuntimeErrorCode.Conflict,
+      `pool ${namespace}/${pool} is scaled by its AgentPool resource: kubectl scale agentpool ${pool} -n ${namespace} --replicas=${replicas}`,
+    ),
+  );
