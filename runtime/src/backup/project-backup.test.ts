@@ -215,6 +215,7 @@ describe('project backups', () => {
       restored: async (key) => {
         resumed.push(key);
       },
+      listed: async (key) => resumed.includes(key),
     });
     await expect(backup.import(requests(archive))).rejects.toThrow(/the cost ledger is away/);
     expect(resumed).toEqual([]);
@@ -224,6 +225,8 @@ describe('project backups', () => {
     expect(recorded).toHaveLength(response.ledgerEntries);
     expect(response.ledgerEntries).toBeGreaterThan(0);
     expect(resumed).toEqual(['acme/storefront']);
+    // Finished, it is there: importing it once more is refused.
+    await expect(backup.import(requests(archive))).rejects.toThrow(/project acme\/storefront already exists in this runtime/);
   }, 60_000);
 
   it('refuses a corrupt, cut-short, unknown-version or existing project archive, and stores nothing', async () => {

@@ -49,6 +49,8 @@ export interface ProjectBackupOptions {
    * ids): makes the project known to listings and resumes the tasks it was running.
    */
   restored: (key: string, archive: string) => Promise<void>;
+  /** Whether a project is in the runtime's listings, which `restored` puts it in last: an import that got so far is over. */
+  listed: (key: string) => Promise<boolean>;
   /** Bytes of artefact data per archive part (default 256 KiB, well under the gRPC server's 1 MiB request limit). */
   chunkBytes: number;
   /** The largest archive an import accepts (default 256 MiB): it is held in memory until it is checked. */
@@ -77,7 +79,7 @@ interface CallJournal {
 
 /**
  * @example
- * const backup = new ProjectBackup({ store, artifacts, ledger, project, llmCall, pools, restored });
+ * const backup = new ProjectBackup({ store, artifacts, ledger, project, llmCall, pools, restored, listed });
  * for await (const part of backup.export('acme', 'shop')) send(part);
  * const imported = await backup.import(requests);
  */
@@ -196,10 +198,15 @@ export class ProjectBackup {
     }
 
     // Every check comes before the first write, so that a refused import stores nothing. A
-    // project journal that an import of this archive wrote, and that nothing changed since, is
-    // that import's, stopped before its ledger records and resume: this one finishes it.
+    // project journal that an import of this archive wrote, that nothing changed since, of a
+    // project not listed yet, is that import's, stopped before its ledger records or resume:
+    // this one finishes it.
     const stored = await store.load(refOf(projectJournal));
-    const unfinished = isStored(stored) && sameJournal(stored, projectJournal) && (await this.importedFrom(projectJournal, archive.sha256));
+    const unfinished =
+      isStored(stored) &&
+      sameJournal(stored, projectJournal) &&
+      (await this.importedFrom(projectJournal, archive.sha256)) &&
+      !(await this.options.listed(key));
     if (isStored(stored) && !unfinished)
       throw new RuntimeError(
         RuntimeErrorCode.AlreadyExists,
@@ -265,9 +272,9 @@ export class ProjectBackup {
     for (const task of Object.values(state.tasks)) {
       const named = spec?.pools[task.role];
       const candidates = pools.filter(({ status }) => status !== undefined && (status.pool === named || status.role === task.role));
+      const taskId = poolTaskId({ namespace: state.namespace, project: state.name, incarnation: state.incarnation, task });
       for (const { status } of candidates) {
         for (let attempt = 0; ; attempt += 1) {
-          const taskId = poolTaskId({ namespace: state.namespace, project: state.name, incarnation: state.incarnation, task });
           const ref = { type: llmCall.type, id: `${state.namespace}/${status?.pool}/${key}/${taskId}/${task.step}/${attempt}` };
           const record = await store.load(ref);
           if (!isStored(record)) break;
@@ -317,15 +324,15 @@ function journalOf(ref: ActorRef, record: ActorRecord): ActorJournal {
   };
 }
 
-/**
- * The turn that restores a journal: the snapshot, as of before the first event, then the events
- * after it. The journal is numbered anew from there, so it is `seq - snapshot.seq` long.
- */
 /** The input id of an import's writes: the archive's sha256, so that a retried import is recognised. */
 function importInput(archive: string): string {
   return `import/${archive}`;
 }
 
+/**
+ * The turn that restores a journal: the snapshot, as of before the first event, then the events
+ * after it. The journal is numbered anew from there, so it is `seq - snapshot.seq` long.
+ */
 function restoreWrite(journal: ActorJournal, archive: string): TurnWrite {
   return {
     actor: refOf(journal),

@@ -183,6 +183,7 @@ export class Company implements RuntimeApi {
       llmCall,
       pools: (namespace) => directory.list(namespace),
       restored: (key, archive) => (company as Company).restored(key, archive),
+      listed: (key) => (company as Company).listed(key),
     });
     await company.listen();
     return company;
@@ -361,10 +362,18 @@ export class Company implements RuntimeApi {
     return this.backup;
   }
 
-  /** Lists a restored project and runs again the tasks it was running: their runs stayed behind in the runtime it came from. */
+  /**
+   * Runs again the tasks a restored project was running (their runs stayed behind in the runtime
+   * it came from), then lists it: listed, its import is over.
+   */
   private async restored(key: string, archive: string): Promise<void> {
-    await this.system.tell(projectIndex, 'all', { type: 'add', key }, { id: `import/${key}/${archive}/index` });
     await this.system.tell(this.project, key, { type: 'check-tasks' }, { id: `import/${key}/${archive}/resume` });
+    await this.system.tell(projectIndex, 'all', { type: 'add', key }, { id: `import/${key}/${archive}/index` });
+  }
+
+  /** Whether the project is in the listings. */
+  private async listed(key: string): Promise<boolean> {
+    return ((await this.system.ask(projectIndex, 'all', { type: 'list' })) as string[]).includes(key);
   }
 
   /** Reads `troupe.events` from its end and hands each event to the watchers it matches. */
