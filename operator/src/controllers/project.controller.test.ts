@@ -3,19 +3,23 @@
  * RuntimeService, on the simulated LLM provider over HTTP): the sample project is submitted,
  * waits at its approval gate until `kubectl annotate` approves it, and is delivered, its status
  * written coalesced; a spec change is resubmitted; a gate left waiting past spec.approvalTimeout
- * fails its project; deleting a project cancels it in the runtime; a project whose stream goes
- * quiet still gets its status, read every poll interval.
+ * fails its project; deleting a project cancels it in the runtime; an edit the runtime refuses
+ * leaves the project running its last generation, and its deletion waits while the runtime
+ * refuses the operator's token; a project whose stream goes quiet still gets its status, read
+ * every poll interval.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ProjectPhase } from '@troupe/proto';
 import { createProvider, SimulatedServer, startEmbeddedRuntime, Tokens, type EmbeddedRuntime, type PoolResource } from '@troupe/runtime';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeClient } from '../clients/runtime.js';
-import { GrpcRuntimeClient } from '../clients/runtime.grpc.js';
+import { GrpcRuntimeClient, RuntimeCallError } from '../clients/runtime.grpc.js';
+import { OperatorErrorCode } from '../errors.js';
 import {
   CRDS_DIR,
   createNamespace,
@@ -256,7 +260,8 @@ describe('Project controller, with the embedded runtime', () => {
   it('goes on following a project whose edited spec the runtime refuses, and holds its deletion while the runtime refuses the token', async () => {
     const edited = await createNamespace('refusals');
     for (const pool of runtimePools(edited)) await embedded.company.applyPool(pool);
-    // Cancels go through a client whose token the runtime did not sign while `forbidden` holds.
+    // Cancels go through a client whose token the runtime did not sign while `forbidden` holds;
+    // the runtime refuses every generation after the first, as it refuses a spec it cannot run.
     const stranger = new GrpcRuntimeClient({
       address: embedded.grpcAddress as string,
       token: new Tokens({ secret: randomBytes(32) }).sign({ sub: 'operator', role: 'admin' }),
@@ -264,15 +269,31 @@ describe('Project controller, with the embedded runtime', () => {
     let forbidden = false;
     const refusing = testOperator(
       edited,
-      through(runtime, { cancelProject: (commandId, command) => (forbidden ? stranger : runtime).cancelProject(commandId, command) }),
+      through(runtime, {
+        submitProject: (commandId, command) =>
+          command.generation === 1
+            ? runtime.submitProject(commandId, command)
+            : Promise.reject(
+                new RuntimeCallError(
+                  OperatorErrorCode.RuntimeRejected,
+                  'SubmitProject',
+                  GrpcStatus.INVALID_ARGUMENT,
+                  'spec refused on purpose',
+                  {
+                    retriable: false,
+                    cause: undefined,
+                  },
+                ),
+              ),
+        cancelProject: (commandId, command) => (forbidden ? stranger : runtime).cancelProject(commandId, command),
+      }),
     );
     const fieldOf = (path: string) => kubectlOk(['get', 'project', 'edit', '-n', edited, '-o', `jsonpath={${path}}`]);
     try {
       await kubectlOk(['apply', '-n', edited, '-f', '-'], projectYaml('edit', 'architecture'));
       await kubectlOk(['wait', '-n', edited, '--for=condition=AwaitingApproval', 'project/edit', '--timeout=60s']);
 
-      // The API server takes a zero timeout; the runtime refuses it.
-      await kubectlOk(['patch', 'project', 'edit', '-n', edited, '--type=merge', '-p', '{"spec":{"approvalTimeout":"0s"}}']);
+      await kubectlOk(['patch', 'project', 'edit', '-n', edited, '--type=merge', '-p', '{"spec":{"priority":60}}']);
       await expect.poll(() => fieldOf('.status.conditions[?(@.type=="Accepted")].reason'), { timeout: 30_000 }).toBe('RuntimeRejected');
       expect(await fieldOf('.status.observedGeneration')).toBe('2');
       expect(await fieldOf('.status.phase')).toBe('AwaitingApproval');
