@@ -1,6 +1,6 @@
 /** The size-delimited framing of archive files: messages read back across any chunking, and a cut-short or oversized stream refused. */
 import { describe, expect, it } from 'vitest';
-import { ArchivePart, readSizeDelimited, sizeDelimited } from './index.js';
+import { ArchivePart, joinSizeDelimited, readSizeDelimited, sizeDelimited, splitSizeDelimited } from './index.js';
 
 async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < bytes.byteLength; at += size) yield bytes.subarray(at, at + size);
@@ -26,5 +26,21 @@ describe('size-delimited framing', () => {
   it('refuses a stream that ends inside a message, and a message over the limit', async () => {
     await expect(read(stream.subarray(0, stream.byteLength - 1), 64)).rejects.toThrow('the stream ends inside a message: it was cut short');
     await expect(read(stream, 64, 100)).rejects.toThrow(/a message of 30\d bytes is larger than the limit of 100/);
+  });
+});
+
+describe('size-delimited messages in one value', () => {
+  const messages = [Buffer.from('first'), Buffer.alloc(0), Buffer.alloc(200, 9)];
+
+  it('splits what it joined into the same messages, in order', () => {
+    expect(splitSizeDelimited(joinSizeDelimited(messages)).map((message) => Buffer.from(message))).toEqual(messages);
+    expect(splitSizeDelimited(joinSizeDelimited([]))).toEqual([]);
+  });
+
+  it('refuses bytes that end inside a message', () => {
+    const joined = joinSizeDelimited(messages);
+    expect(() => splitSizeDelimited(joined.subarray(0, joined.byteLength - 1))).toThrow(
+      'the bytes end inside a message: they were cut short',
+    );
   });
 });

@@ -1,11 +1,34 @@
 // Size-delimited framing of protobuf messages — each message is a varint of its size followed
-// by its bytes — as a project archive file holds its ArchiveParts (troupe/v1/backup.proto). The
-// framing is the one other protobuf implementations read and write as "delimited" streams.
-import { BinaryWriter, sizeDelimitedPeek } from '@bufbuild/protobuf/wire';
+// by its bytes — as a project archive file holds its ArchiveParts (troupe/v1/backup.proto) and a
+// pack record its Envelopes. The framing is the one other protobuf implementations read and
+// write as "delimited" streams.
+import { BinaryReader, BinaryWriter, sizeDelimitedPeek } from '@bufbuild/protobuf/wire';
 
 /** An encoded message with its size in front. */
 export function sizeDelimited(message: Uint8Array): Uint8Array {
   return new BinaryWriter().bytes(message).finish();
+}
+
+/** Encoded messages, each with its size in front, one after another. */
+export function joinSizeDelimited(messages: readonly Uint8Array[]): Uint8Array {
+  const writer = new BinaryWriter();
+  for (const message of messages) writer.bytes(message);
+  return writer.finish();
+}
+
+/**
+ * The messages of `bytes` (as {@link joinSizeDelimited} makes them), each a view of its encoded
+ * bytes. Throws when the bytes end inside a message.
+ */
+export function splitSizeDelimited(bytes: Uint8Array): Uint8Array[] {
+  const messages: Uint8Array[] = [];
+  const reader = new BinaryReader(bytes);
+  try {
+    while (reader.pos < reader.len) messages.push(reader.bytes());
+  } catch (cause) {
+    throw new Error('the bytes end inside a message: they were cut short', { cause });
+  }
+  return messages;
 }
 
 /**

@@ -86,7 +86,7 @@ export {
   ArchiveTrailer,
 } from './gen/troupe/v1/backup.js';
 
-export { sizeDelimited, readSizeDelimited } from './delimited.js';
+export { sizeDelimited, readSizeDelimited, joinSizeDelimited, splitSizeDelimited } from './delimited.js';
 export { encodeMessage } from './encoding.js';
 export type { Encodes } from './encoding.js';
 export { poolTopic } from './topics.js';

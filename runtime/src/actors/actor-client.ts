@@ -8,6 +8,7 @@ import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.j
 import type { ActorRef } from '../store/store.js';
 import type { ProducerRecord, Subscription, Transport } from '../transport/transport.js';
 import { actorTopic, jsonCodec, type ActorType, type Codec } from './actor.js';
+import { Packer } from './packing.js';
 
 /** Replies to asks; each client reads the ones keyed with its id. */
 export const REPLY_TOPIC = 'troupe.replies';
@@ -69,6 +70,7 @@ export interface MessageMeta {
 export class ActorClient {
   readonly options: ActorClientOptions;
   private readonly pending = new Map<string, PendingAsk>();
+  private readonly packer: Packer;
   private replies: Promise<Subscription> | undefined;
   private closed = false;
 
@@ -77,6 +79,7 @@ export class ActorClient {
     options: Partial<ActorClientOptions> = {},
   ) {
     this.options = { ...ACTOR_CLIENT_DEFAULTS, clientId: randomUUID(), ...options };
+    this.packer = new Packer(transport);
     if (!Number.isInteger(this.options.askTimeoutMs) || this.options.askTimeoutMs <= 0) {
       throw new RuntimeError(
         RuntimeErrorCode.InvalidOptions,
@@ -90,10 +93,10 @@ export class ActorClient {
    * send idempotent: a second message with the same id is dropped by the actor.
    */
   tell<M>(type: ActorType<unknown, M, unknown, unknown>, id: string, message: M, options: { id?: string } = {}): Promise<void> {
-    // Not async: a tell is the hot path, and the transport's promise serves as it is.
+    // Not async: a tell is the hot path, and the packer's promise serves as it is.
     try {
       this.ensureOpen();
-      return this.transport.send([this.record(type, id, message, { id: options.id ?? randomUUID() })]);
+      return this.packer.send([this.record(type, id, message, { id: options.id ?? randomUUID() })]);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -122,7 +125,7 @@ export class ActorClient {
       });
     });
     try {
-      await this.transport.send([this.record(type, id, message, { id: askId, replyTo: { type: 'client', id: this.options.clientId } })]);
+      await this.packer.send([this.record(type, id, message, { id: askId, replyTo: { type: 'client', id: this.options.clientId } })]);
     } catch (error) {
       this.settle(askId, { ok: false, code: RuntimeErrorCode.Closed, message: toError(error).message });
     }
@@ -135,6 +138,11 @@ export class ActorClient {
     if (pending === undefined) return;
     this.pending.delete(askId);
     pending.settle(outcome);
+  }
+
+  /** Sends records as tells are sent: those to actor topics in packs (see packing.ts). */
+  send(records: readonly ProducerRecord[]): Promise<void> {
+    return this.packer.send(records);
   }
 
   /** Sends an ask's outcome to the client that asked, wherever it runs. */

@@ -1,17 +1,20 @@
 /**
  * The actor system: runs virtual actors over a Transport and a Store. Each actor type has a
  * topic; a consumer group spreads its partitions over the runtime nodes, and the node owning a
- * partition runs the turns of the actors hashed to it, one message at a time per actor.
+ * partition runs the turns of the actors hashed to it, one message at a time per actor. A record
+ * carries one message or a pack of them (packing.ts); an input's offset here is its position,
+ * which tells apart the messages of one record.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeadLetter, Envelope } from '@troupe/proto';
 import { ActorError, RuntimeError, RuntimeErrorCode, toError } from '../errors.js';
 import type { ActorRecord, ActorRef, Fence, OutboxMessage, Store, TurnWrite } from '../store/store.js';
-import type { ConsumedRecord, PartitionAssignment, PartitionBatch, Subscription, Transport } from '../transport/transport.js';
+import type { PartitionAssignment, PartitionBatch, Subscription, Transport } from '../transport/transport.js';
 import { actorTopic, jsonCodec, type ActorType } from './actor.js';
 import { ActorClient, UNTRACED, type MessageTracing } from './actor-client.js';
 import { LocalActors } from './local-actors.js';
+import { inputsOf, type Input } from './packing.js';
 import { RETRY_DEFAULTS, retryDelay, type RetryPolicy } from './supervision.js';
 import { TimerService } from './timers.js';
 import { Turn, shardOf, type AnyActorType, type LocalTell, type TurnHost } from './turn.js';
@@ -114,6 +117,7 @@ interface Activation {
   state: unknown;
   seq: number;
   snapshotSeq: number;
+  /** The position of the last input applied; inputs at or below it are replays. */
   lastInputOffset: number | undefined;
   /** Outbox messages committed but not yet taken by the transport. */
   unsent: OutboxMessage[];
@@ -278,21 +282,25 @@ export class ActorSystem {
   private async handleBatch(batch: PartitionBatch): Promise<void> {
     const type = this.types.get(batch.topic);
     if (type === undefined) throw new RuntimeError(RuntimeErrorCode.UnknownActorType, `no actor type registered for topic ${batch.topic}`);
-    const byActor = new Map<string, ConsumedRecord[]>();
-    for (const record of batch.records) {
-      const queue = byActor.get(record.key);
-      if (queue) queue.push(record);
-      else byActor.set(record.key, [record]);
+    const byRecord = batch.records.map((record) => inputsOf(record));
+    const byActor = new Map<string, Input[]>();
+    for (const [i, inputs] of byRecord.entries()) {
+      for (const input of inputs) {
+        const id = input.envelope.target?.id ?? batch.records[i]!.key;
+        const queue = byActor.get(id);
+        if (queue) queue.push(input);
+        else byActor.set(id, [input]);
+      }
     }
     const done = new Set<number>();
     // The first failure (a lost partition, a store that is down) stops the whole batch.
     const failed = new AbortController();
     const signal = AbortSignal.any([batch.signal, failed.signal]);
     const scope = `${batch.topic}/${batch.partition}`;
-    await forEachLimited([...byActor], this.options.maxInFlightPerPartition, async ([id, records]) => {
+    await forEachLimited([...byActor], this.options.maxInFlightPerPartition, async ([id, inputs]) => {
       try {
-        for (let next = 0; next < records.length && !signal.aborted;) {
-          next = await this.deliver(type, id, scope, records, next, done);
+        for (let next = 0; next < inputs.length && !signal.aborted;) {
+          next = await this.deliver(type, id, scope, inputs, next, done);
         }
         await batch.heartbeat();
       } catch (error) {
@@ -301,25 +309,25 @@ export class ActorSystem {
     });
     // Commit only the prefix of the batch that is fully applied; the rest comes again.
     let resolved: number | undefined;
-    for (const record of batch.records) {
-      if (!done.has(record.offset)) break;
-      resolved = record.offset;
+    for (const [i, inputs] of byRecord.entries()) {
+      if (!inputs.every((input) => done.has(input.offset))) break;
+      resolved = batch.records[i]!.offset;
     }
     if (resolved !== undefined) batch.resolveOffset(resolved);
     if (failed.signal.aborted) throw failed.signal.reason;
   }
 
   /**
-   * Delivers one actor's records from `from` on and returns where it stopped. The turns run one
+   * Delivers one actor's inputs from `from` on and returns where it stopped. The turns run one
    * after another in memory and are committed together, so a busy actor pays for one write per
-   * run of records rather than one per record; their replies and outbox go out once that write
-   * is durable. A turn that throws ends the run, and its record goes through supervision alone.
+   * run of inputs rather than one per input; their replies and outbox go out once that write
+   * is durable. A turn that throws ends the run, and its input goes through supervision alone.
    */
   private async deliver(
     type: AnyActorType,
     id: string,
     scope: string,
-    records: readonly ConsumedRecord[],
+    inputs: readonly Input[],
     from: number,
     done: Set<number>,
   ): Promise<number> {
@@ -327,15 +335,17 @@ export class ActorSystem {
     activation.busy = true;
     try {
       if (activation.unsent.length > 0) await this.flush(activation);
-      const run = records.slice(from);
-      const envelopes = run.map((record) => Envelope.decode(record.value));
-      const applied = await this.appliedAmong(activation, envelopes, run);
+      const run = inputs.slice(from);
+      const applied = await this.appliedAmong(
+        activation,
+        run.map((input) => input.envelope),
+        run,
+      );
       const staged: StagedTurn[] = [];
       let next = from;
       let failing: { envelope: Envelope; offset: number; error: Error } | undefined;
-      for (; next < records.length && failing === undefined; next += 1) {
-        const { offset } = records[next]!;
-        const envelope = envelopes[next - from]!;
+      for (; next < inputs.length && failing === undefined; next += 1) {
+        const { offset, envelope } = inputs[next]!;
         if (applied.has(envelope.id)) {
           done.add(offset);
           continue;
@@ -618,7 +628,7 @@ export class ActorSystem {
   private async flush(activation: Activation): Promise<void> {
     if (activation.unsent.length === 0) return;
     const messages = activation.unsent;
-    await this.options.transport.send(messages.map(({ topic, key, value, headers }) => ({ topic, key, value, headers })));
+    await this.client.send(messages.map(({ topic, key, value, headers }) => ({ topic, key, value, headers })));
     await this.options.store.markSent(
       activation.ref,
       messages.map((message) => message.id),

@@ -141,6 +141,57 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
       });
     });
 
+    it('applies each message of a pack once when its batch stopped partway through it', async () => {
+      const plan = await fixture();
+      const type = uniqueType('pack');
+      // The turn of 2 fails once, so 1 is committed alone and 2 after its retry; the commit of 3
+      // finds the store away, so the pack comes again with 1 and 2 applied and 3 not.
+      let failedAdd = false;
+      const ledger = ledgerActor(type, {
+        hooks: {
+          beforeAdd: async (n) => {
+            if (n !== 2 || failedAdd) return;
+            failedAdd = true;
+            throw new Error('the first turn of 2 fails on purpose');
+          },
+        },
+      });
+      let storeAway = false;
+      const awayOnceForThree = (store: Store) =>
+        replacing(store, 'commitTurns', (real) => async (writes) => {
+          if (!storeAway && writes.some((write) => write.input?.id === 'third')) {
+            storeAway = true;
+            throw new RuntimeError(RuntimeErrorCode.Unavailable, 'the store is away on purpose', { retriable: true });
+          }
+          await real.commitTurns(writes);
+        });
+      const transport = await openTransport(plan.transport);
+      try {
+        const topic = actorTopic(type);
+        await transport.createTopic(topic, PARTITIONS);
+        const client = new ActorClient(transport);
+        // Told in one turn of the event loop, the three travel as one record.
+        await Promise.all(
+          (['first', 'second', 'third'] as const).map((id, i) => client.tell(ledger, 'packed', { type: 'add', n: i + 1 }, { id })),
+        );
+        await client.close();
+        expect(await transport.endOffset(topic, partitionFor('packed', PARTITIONS))).toBe(1);
+      } finally {
+        await transport.close();
+      }
+
+      const { system } = await node(
+        plan,
+        [ledger],
+        { retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 } },
+        { store: awayOnceForThree },
+      );
+      await eventually(async () => {
+        expect(((await system.ask(ledger, 'packed', { type: 'get' })) as LedgerState).entries).toEqual([1, 2, 3]);
+      });
+      expect([failedAdd, storeAway]).toEqual([true, true]);
+    });
+
     it('sends what a committed turn told other actors, once, when the node died before sending it', async () => {
       const plan = await fixture();
       const type = uniqueType('outbox');

@@ -75,7 +75,7 @@ export class RuntimeMetrics {
 
   /**
    * Turns per actor type and outcome, and the mailbox lag of each partition this node owns — the
-   * records of its actor topic that the group `groupId` has not committed yet, read from
+   * records (messages, or packs of them) of its actor topic that the group `groupId` has not committed yet, read from
    * `transport` when scraped. Hand the observer to the ActorSystem (or the Company).
    */
   observeActors(transport: Transport, groupId: string): ActorSystemObserver {
@@ -89,7 +89,7 @@ export class RuntimeMetrics {
     const key = ({ topic, partition }: PartitionAssignment) => `${topic}/${partition}`;
     const lag = new Gauge({
       name: 'troupe_mailbox_lag_messages',
-      help: 'Messages in an actor topic partition this node owns that its consumer group has not committed yet.',
+      help: 'Records in an actor topic partition this node owns that its consumer group has not committed yet; a record carries one message, or a pack of messages sent together.',
       labelNames: ['topic', 'partition'] as const,
       registers: [this.registry],
       collect: async () => {
