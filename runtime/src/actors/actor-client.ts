@@ -10,6 +10,25 @@ import type { ProducerRecord, Subscription, Transport } from '../transport/trans
 import { actorTopic, jsonCodec, type ActorType, type Codec } from './actor.js';
 import { Packer } from './packing.js';
 
+/**
+ * The most bytes of one message as it travels (its envelope, or a published record's value). A
+ * Kafka broker refuses a record over its `message.max.bytes` (1,048,588 by default) every time it
+ * is sent, and a turn's outbox message that never goes out holds its actor's partition; so a
+ * larger message is refused when it is made, on every transport. Large content belongs in the
+ * artifact store, with a reference in the message.
+ */
+export const MAX_MESSAGE_BYTES = 900_000;
+
+/** Throws TOO_LARGE when `bytes` of a message to `to` pass {@link MAX_MESSAGE_BYTES}. */
+export function checkMessageSize(to: { type: string; id: string }, bytes: number): void {
+  if (bytes > MAX_MESSAGE_BYTES)
+    throw new ActorError(
+      RuntimeErrorCode.TooLarge,
+      to,
+      `a message of ${bytes.toLocaleString('en-US')} bytes is over the limit of ${MAX_MESSAGE_BYTES.toLocaleString('en-US')}; put large content in the artifact store and send its reference`,
+    );
+}
+
 /** Replies to asks; each client reads the ones keyed with its id. */
 export const REPLY_TOPIC = 'troupe.replies';
 const REPLY_PARTITIONS = 4;
@@ -188,6 +207,7 @@ export class ActorClient {
       replyTo: meta.replyTo,
       trace,
     });
+    checkMessageSize({ type: type.type, id }, value.byteLength);
     const record: ProducerRecord & { key: string } = { topic: actorTopic(type.type), key: id, value };
     // Mirrored in the record's headers, where Kafka tools and other consumers look for it.
     if (trace !== undefined) {

@@ -17,7 +17,7 @@ import { openTransport, type TransportConfig } from '../transport/open.js';
 import { partitionFor } from '../transport/partitioner.js';
 import type { Transport } from '../transport/transport.js';
 import { actorTopic, defineActor } from './actor.js';
-import { ActorClient, REPLY_TOPIC } from './actor-client.js';
+import { ActorClient, MAX_MESSAGE_BYTES, REPLY_TOPIC } from './actor-client.js';
 import { ActorSystem, DEAD_LETTER_TOPIC, type ActorSystemOptions } from './actor-system.js';
 import { ledgerActor, type LedgerMessage, type LedgerState } from './conformance-actors.js';
 
@@ -391,6 +391,35 @@ export function runtimeConformance(name: string, setup: () => Promise<RuntimeFix
         expect(letter?.errorMessage).toMatch(/refuses to explode quietly/);
       });
       await subscription.close();
+    });
+
+    it('refuses a message too large for a broker in the turn that makes it, so the partition goes on', async () => {
+      const sink = ledgerActor(uniqueType('big-sink'));
+      const sender = defineActor<null, { bytes: number }, never, string>({
+        type: uniqueType('big-sender'),
+        initialState: () => null,
+        receive(ctx, { bytes }) {
+          // Padding the ledger ignores: the size is what counts.
+          ctx.tell(sink, 'x', { type: 'add', n: bytes, padding: 'x'.repeat(bytes) } as LedgerMessage);
+          return 'sent';
+        },
+        apply: (state) => state,
+      });
+      const { system } = await node(await fixture(), [sink, sender], { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+      // Over a broker's default message.max.bytes (1,048,588), which would refuse it for good.
+      await expect(system.ask(sender, 's', { bytes: 1_100_000 })).rejects.toMatchObject({
+        code: RuntimeErrorCode.TooLarge,
+        message: expect.stringMatching(/a message of 1,100,\d{3} bytes is over the limit of 900,000/),
+      });
+      await expect(
+        system.tell(sink, 'x', { type: 'add', n: 0, padding: 'x'.repeat(MAX_MESSAGE_BYTES) } as LedgerMessage),
+      ).rejects.toMatchObject({
+        code: RuntimeErrorCode.TooLarge,
+      });
+      expect(await system.ask(sender, 's', { bytes: 10 })).toBe('sent');
+      await eventually(async () => {
+        expect(((await system.ask(sink, 'x', { type: 'get' })) as LedgerState).entries).toEqual([10]);
+      });
     });
 
     it('passivates idle actors and brings them back with their state', async () => {

@@ -7,7 +7,7 @@ import type { Envelope } from '@troupe/proto';
 import type { ActorRef, OutboxMessage, Timer } from '../store/store.js';
 import { partitionFor } from '../transport/partitioner.js';
 import type { ActorContext, ActorType, Codec, TimerDue } from './actor.js';
-import type { ActorClient } from './actor-client.js';
+import { checkMessageSize, type ActorClient } from './actor-client.js';
 
 // A node runs actor types of unrelated state and message types side by side.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -75,17 +75,21 @@ export class Turn implements ActorContext<unknown, unknown, unknown> {
   }
 
   publish(topic: string, key: string, value: Uint8Array): void {
+    checkMessageSize({ type: topic, id: key }, value.byteLength);
     const outbox = (this.outbox ??= []);
     outbox.push({ id: `${this.envelope.id}/${outbox.length}`, topic, key, value, headers: {} });
   }
 
   schedule(name: string, due: TimerDue, message: unknown): void {
+    const encoded = this.host.codec.encode(message);
+    // Its envelope, when it fires, adds little to the message.
+    checkMessageSize(this.self, encoded.byteLength);
     (this.timersSet ??= []).push({
       actor: this.self,
       name,
       dueAt: 'at' in due ? due.at : this.now + due.delayMs,
       shard: shardOf(this.self.type, partitionFor(this.self.id, this.host.partitions)),
-      message: this.host.codec.encode(message),
+      message: encoded,
     });
   }
 

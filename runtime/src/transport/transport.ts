@@ -64,7 +64,10 @@ export interface SubscribeOptions {
   onAssigned?(assignments: readonly PartitionAssignment[]): Promise<void>;
   /** Called when partitions leave this member, after their in-flight batches ended. */
   onRevoked?(assignments: readonly PartitionAssignment[]): Promise<void>;
-  /** Where a group with no committed offset starts: the first record (default) or the end. */
+  /**
+   * Where a group with no committed offset starts: the first record (default) or the end, as it
+   * stood when `subscribe` resolved: every record appended after that is delivered.
+   */
   start?: 'earliest' | 'latest';
   /** Most records in one batch (default 500). */
   maxBatchSize?: number;

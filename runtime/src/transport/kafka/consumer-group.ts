@@ -29,7 +29,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IMemberAssignment, Kafka } from 'kafkajs';
 
 import { toError } from '../../errors.js';
 import type { PartitionAssignment, SubscribeOptions } from '../transport.js';
@@ -46,6 +46,8 @@ export type ReportLevel = 'error' | 'warn' | 'info';
 /** What a member needs from the transport that holds it. */
 export interface MemberHost {
   kafka: Kafka;
+  /** Reads committed and end offsets. */
+  admin: Admin;
   sessionTimeoutMs: number;
   rebalanceTimeoutMs: number;
   heartbeatIntervalMs: number;
@@ -124,6 +126,7 @@ export class GroupMember {
       await consumer.connect();
       await consumer.subscribe({ topics: [...topics], fromBeginning: start === 'earliest' });
       await this.#run();
+      if (start === 'latest') await this.#pinLatest();
     } catch (error) {
       await consumer.disconnect().catch((cause: unknown) => {
         this.#host.report('warn', `consumer group ${groupId}: disconnecting after a failed join failed too`, toError(cause));
@@ -133,6 +136,44 @@ export class GroupMember {
     // kafkajs reports a failed first join through its crash handling, after disconnecting.
     if (this.#firstJoinFailed) throw toTransportError(this.#firstJoinFailed, topics.join(','), undefined, `join consumer group ${groupId}`);
     this.#joined = true;
+  }
+
+  /**
+   * Fixes where a 'latest' start begins before `subscribe` resolves: kafkajs reads "latest" only
+   * at its first fetch, a moment after the join, and a record appended in between (the reply to
+   * an ask sent as soon as the client listens) would be skipped. The end of each assigned
+   * partition that the group never committed is committed now, so kafkajs starts there; were its
+   * first fetch quicker, it started later than that end but before `subscribe` resolved. A failure
+   * leaves kafkajs's own start, as before.
+   */
+  async #pinLatest(): Promise<void> {
+    const { groupId } = this.#options;
+    const partitions = this.#generation?.partitions ?? [];
+    try {
+      const pins = await Promise.all(
+        [...new Set(partitions.map(({ topic }) => topic))].map(async (topic) => {
+          const [committed, ends] = await Promise.all([
+            this.#host.admin.fetchOffsets({ groupId, topics: [topic] }),
+            this.#host.admin.fetchTopicOffsets(topic),
+          ]);
+          const never = new Set(
+            committed.flatMap((answer) => answer.partitions.filter(({ offset }) => Number(offset) < 0).map(({ partition }) => partition)),
+          );
+          return ends
+            .filter(
+              ({ partition }) => never.has(partition) && partitions.some((held) => held.topic === topic && held.partition === partition),
+            )
+            .map(({ partition, high }) => ({ topic, partition, offset: high }));
+        }),
+      );
+      if (pins.flat().length > 0) await this.#consumer.commitOffsets(pins.flat());
+    } catch (error) {
+      this.#host.report(
+        'info',
+        `consumer group ${groupId}: cannot fix where 'latest' starts; kafkajs reads it at its first fetch`,
+        toError(error),
+      );
+    }
   }
 
   #run(): Promise<void> {

@@ -169,6 +169,7 @@ export class KafkaTransport implements Transport {
       this.#options;
     this.#memberHost = {
       kafka,
+      admin: this.#admin,
       sessionTimeoutMs,
       rebalanceTimeoutMs,
       heartbeatIntervalMs,
