@@ -6,7 +6,7 @@ import { BinaryReader, BinaryWriter, sizeDelimitedPeek } from '@bufbuild/protobu
 
 /** An encoded message with its size in front. */
 export function sizeDelimited(message: Uint8Array): Uint8Array {
-  return new BinaryWriter().bytes(message).finish();
+  return joinSizeDelimited([message]);
 }
 
 /** Encoded messages, each with its size in front, one after another. */

@@ -65,10 +65,12 @@ export class Packer {
   /** Resolves once every record is durable; records of one partition keep their order. */
   send(records: readonly ProducerRecord[]): Promise<void> {
     const sends = new Set<Promise<void>>();
-    const others = records.filter((record) => !record.topic.startsWith(ACTOR_TOPIC_PREFIX));
-    if (others.length > 0) sends.add(this.#transport.send(others));
+    const others: ProducerRecord[] = [];
     for (const record of records) {
-      if (!record.topic.startsWith(ACTOR_TOPIC_PREFIX)) continue;
+      if (!record.topic.startsWith(ACTOR_TOPIC_PREFIX)) {
+        others.push(record);
+        continue;
+      }
       let waiting = this.#waiting.get(record.topic);
       if (waiting === undefined) {
         const records: ProducerRecord[] = [];
@@ -78,6 +80,7 @@ export class Packer {
       waiting.records.push(record);
       sends.add(waiting.sent);
     }
+    if (others.length > 0) sends.add(this.#transport.send(others));
     if (sends.size <= 1) return sends.values().next().value ?? Promise.resolve();
     return Promise.all(sends).then(() => undefined);
   }

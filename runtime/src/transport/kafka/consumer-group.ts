@@ -148,25 +148,26 @@ export class GroupMember {
    */
   async #pinLatest(): Promise<void> {
     const { groupId } = this.#options;
-    const partitions = this.#generation?.partitions ?? [];
+    const generation = this.#generation;
+    if (generation === undefined || generation.partitions.length === 0) return;
+    const topics = [...new Set(generation.partitions.map(({ topic }) => topic))];
     try {
-      const pins = await Promise.all(
-        [...new Set(partitions.map(({ topic }) => topic))].map(async (topic) => {
-          const [committed, ends] = await Promise.all([
-            this.#host.admin.fetchOffsets({ groupId, topics: [topic] }),
-            this.#host.admin.fetchTopicOffsets(topic),
-          ]);
-          const never = new Set(
-            committed.flatMap((answer) => answer.partitions.filter(({ offset }) => Number(offset) < 0).map(({ partition }) => partition)),
-          );
-          return ends
-            .filter(
-              ({ partition }) => never.has(partition) && partitions.some((held) => held.topic === topic && held.partition === partition),
-            )
-            .map(({ partition, high }) => ({ topic, partition, offset: high }));
-        }),
+      // One read of the group's commits for every topic; the ends are read per topic.
+      const [committed, ends] = await Promise.all([
+        this.#host.admin.fetchOffsets({ groupId, topics }),
+        Promise.all(topics.map((topic) => this.#host.admin.fetchTopicOffsets(topic))),
+      ]);
+      const never = new Set(
+        committed.flatMap(({ topic, partitions: answers }) =>
+          answers.filter(({ offset }) => Number(offset) < 0).map(({ partition }) => `${topic}/${partition}`),
+        ),
       );
-      if (pins.flat().length > 0) await this.#consumer.commitOffsets(pins.flat());
+      const pins = topics.flatMap((topic, i) =>
+        ends[i]!.filter(({ partition }) => never.has(`${topic}/${partition}`) && generation.holds(topic, partition)).map(
+          ({ partition, high }) => ({ topic, partition, offset: high }),
+        ),
+      );
+      if (pins.length > 0) await this.#consumer.commitOffsets(pins);
     } catch (error) {
       this.#host.report(
         'info',
